@@ -1,0 +1,1 @@
+"""Building blocks of the https-tracking program: config, Cloudflare component, SparkPost provider."""

@@ -1,0 +1,79 @@
+"""Host name validation shared by config parsing, the SparkPost provider and the check command.
+
+Every function raises `HostnameError` with a sentence that says what is wrong and what to do;
+callers prefix it with the name of the setting or property it came from.
+"""
+
+from __future__ import annotations
+
+import re
+
+import idna
+
+MAX_HOST_LENGTH = 253  # RFC 1035, without the trailing dot
+MAX_LABEL_LENGTH = 63
+_LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+
+
+class HostnameError(ValueError):
+    """A host name that SparkPost and Cloudflare would refuse, with the reason and the fix."""
+
+
+def normalize_host(value: object) -> str:
+    """Return `value` as a lowercase ASCII host name (IDN labels in punycode), or raise HostnameError.
+
+    Accepts one trailing dot (fully qualified form) and strips surrounding white space. Refuses a
+    scheme, a path, a port, wildcards and single-label names: a tracking domain is a plain host.
+    """
+    if not isinstance(value, str):
+        raise HostnameError(f"must be a host name string such as 'track.example.com', got {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise HostnameError("is empty: give a host name such as 'track.example.com'")
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise HostnameError(f"'{value}' is a URL: remove the scheme '{scheme}://' and give the bare host name")
+    if "/" in text or "?" in text or "#" in text:
+        raise HostnameError(f"'{value}' has a path: give the bare host name, without '/...'")
+    if ":" in text or "@" in text:
+        raise HostnameError(f"'{value}' has a port or user part: give the bare host name, without ':port'")
+    if text.endswith("."):
+        text = text[:-1]
+    if "*" in text:
+        raise HostnameError(f"'{value}' is a wildcard: name one tracking host, such as 'track.example.com'")
+    labels = text.split(".")
+    if len(labels) < 2:
+        raise HostnameError(f"'{value}' is a single label: give a full host name such as 'track.example.com'")
+    ascii_labels = [_ascii_label(label, value) for label in labels]
+    host = ".".join(ascii_labels)
+    if len(host) > MAX_HOST_LENGTH:
+        raise HostnameError(f"'{value}' is {len(host)} characters long: a host name may have at most {MAX_HOST_LENGTH}")
+    if ascii_labels[-1].isdigit():
+        raise HostnameError(f"'{value}' looks like an IP address: give a host name under a domain you own")
+    return host
+
+
+def _ascii_label(label: str, original: str) -> str:
+    if not label:
+        raise HostnameError(f"'{original}' has an empty label (two dots in a row, or a leading dot): remove it")
+    if label.isascii():
+        ascii_label = label.lower()
+    else:
+        try:
+            ascii_label = idna.encode(label, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise HostnameError(f"'{original}' has the label '{label}', which is not a valid international name ({exc})") from None
+    if len(ascii_label) > MAX_LABEL_LENGTH:
+        raise HostnameError(
+            f"'{original}' has a label of {len(ascii_label)} characters: each label may have at most {MAX_LABEL_LENGTH}"
+        )
+    if not _LDH_LABEL.match(ascii_label):
+        raise HostnameError(
+            f"'{original}' has the label '{label}': labels hold letters, digits and inner hyphens only"
+        )
+    return ascii_label
+
+
+def is_within(host: str, zone: str) -> bool:
+    """True when `host` is `zone` itself or a name below it (both already normalized)."""
+    return host == zone or host.endswith("." + zone)

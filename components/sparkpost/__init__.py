@@ -1,0 +1,1 @@
+"""SparkPost side of the chain: the API client and the TrackingDomain dynamic resource."""

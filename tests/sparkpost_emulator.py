@@ -1,0 +1,367 @@
+"""A SparkPost Tracking Domains API emulator: a real HTTP server on 127.0.0.1.
+
+Built from `shared/reference/sparkpost/tracking-domains.apib`: the same paths, status codes and error
+bodies, auth by the raw key in `Authorization`, subaccount scoping by `X-MSYS-SUBACCOUNT`, one default
+per account and per subaccount, 422 when a default is asked of an unverified domain. Tests steer it:
+`verifiable` says whose verify passes, `fail_next(...)` injects faults, `log` records every request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+API_PREFIX = "/api/v1"
+NOT_FOUND = {"errors": [{"message": "resource not found"}]}
+UNAUTHORIZED = {"errors": [{"message": "Unauthorized."}]}
+# Bound at import, so a test that stubs time.sleep for the client does not speed up the server.
+_sleep = time.sleep
+_VALID_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+xn--[a-z0-9-]+$")
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour. kind: status | drop | slow | malformed | apply-then-fail."""
+
+    kind: str = "status"
+    status: int = 500
+    retry_after: str | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class _Armed:
+    method: str
+    path: re.Pattern[str]
+    fault: Fault
+    remaining: int
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    subaccount: str | None
+    body: Any
+    status: int = 0
+
+
+@dataclass
+class EmulatorState:
+    domains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    verifiable: set[str] = field(default_factory=set)
+    blacklisted: set[str] = field(default_factory=set)
+    # Managed certificates (shared/reference/sparkpost/managed-https-for-tracking-domains.md)
+    certificate_refused: set[str] = field(default_factory=set)  # Let's Encrypt policy: 403
+
+
+class SparkPostEmulator:
+    """Start with `with SparkPostEmulator(api_key) as api:`; `api.url` is the API base URL."""
+
+    def __init__(self, api_key: str, *, latency: float = 0.0) -> None:
+        self.api_key = api_key
+        self.latency = latency
+        self.state = EmulatorState()
+        self.log: list[LoggedRequest] = []
+        self._faults: list[_Armed] = []
+        self._lock = threading.RLock()
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{API_PREFIX}"
+
+    def __enter__(self) -> SparkPostEmulator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- steering ----------------------------------------------------------------------------
+
+    def fail_next(self, method: str, path: str, fault: Fault, times: int = 1) -> None:
+        """Answer the next `times` requests matching `method` and the regex `path` (after /api/v1)."""
+        with self._lock:
+            self._faults.append(_Armed(method, re.compile(path + "$"), fault, times))
+
+    def add_domain(
+        self,
+        domain: str,
+        *,
+        secure: bool = False,
+        default: bool = False,
+        verified: bool = False,
+        subaccount: int | None = None,
+    ) -> None:
+        """Seed a tracking domain that exists before the test (for adoption and refresh cases)."""
+        with self._lock:
+            obj = _new_domain(domain, secure, subaccount)
+            if verified:
+                obj["status"] = _verified_status()
+            self.state.domains[domain] = obj
+            if default:
+                self._set_default(obj)
+
+    def calls(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
+        with self._lock:
+            return [
+                r for r in self.log
+                if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))
+            ]
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.log.clear()
+
+    # --- the API -----------------------------------------------------------------------------
+
+    def handle(self, req: LoggedRequest, auth: str | None) -> tuple[int, Any]:
+        if auth != self.api_key:
+            return 401, UNAUTHORIZED
+        scope = _scope_of(req.subaccount)
+        if scope == "bad":
+            return 400, {"errors": [{"message": "invalid X-MSYS-SUBACCOUNT header", "param": "X-MSYS-SUBACCOUNT"}]}
+        path = req.path[len(API_PREFIX):]
+        with self._lock:
+            if path == "/tracking-domains":
+                if req.method == "POST":
+                    return self._create(req.body, scope)
+                if req.method == "GET":
+                    return self._list(req.query, scope)
+            m = re.fullmatch(r"/tracking-domains/([^/]+)(/verify|/certificate/check|/certificate/enable)?", path)
+            if m:
+                domain = unquote(m.group(1)).lower()
+                action = m.group(2)
+                if action == "/verify" and req.method == "POST":
+                    return self._verify(domain, scope)
+                if action == "/certificate/check" and req.method == "POST":
+                    return self._certificate_check(domain, scope)
+                if action == "/certificate/enable" and req.method == "POST":
+                    return self._certificate_enable(domain, scope)
+                if action is None and req.method == "GET":
+                    return self._retrieve(domain, scope)
+                if action is None and req.method == "PUT":
+                    return self._update(domain, req.body, scope)
+                if action is None and req.method == "DELETE":
+                    return self._delete(domain, scope)
+        return 404, NOT_FOUND
+
+    def _visible(self, domain: str, scope: int | None, *, write: bool) -> dict[str, Any] | None:
+        obj = self.state.domains.get(domain)
+        if obj is None:
+            return None
+        owner = obj.get("subaccount_id")
+        if scope is None:
+            # Without the header, reads see primary plus subaccount data; writes hit the primary only.
+            return obj if (not write or owner is None) else None
+        return obj if owner == scope else None
+
+    def _create(self, body: Any, scope: int | None) -> tuple[int, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("domain"), str):
+            return 400, {"errors": [{"param": "domain", "message": "domain is required"}]}
+        domain = body["domain"].lower()
+        if not _VALID_DOMAIN.match(domain):
+            return 422, {"errors": [{"param": "domain", "message": "domain must be valid", "value": body["domain"]}]}
+        if domain in self.state.blacklisted:
+            return 400, {"errors": [{"param": "domain", "message": "domain is on a DNS blacklist", "value": domain}]}
+        if domain in self.state.domains:
+            return 409, {"errors": [{"message": "The tracking domain already exists"}]}
+        self.state.domains[domain] = _new_domain(domain, bool(body.get("secure", False)), scope)
+        return 200, {"results": {"domain": domain}}
+
+    def _list(self, query: dict[str, list[str]], scope: int | None) -> tuple[int, Any]:
+        found = [o for d, o in self.state.domains.items() if self._visible(d, scope, write=False)]
+        if "default" in query:
+            want = query["default"][0] == "true"
+            found = [o for o in found if o["default"] == want]
+        if "subaccounts" in query and scope is None:
+            ids = {int(i) for i in query["subaccounts"][0].split(",") if i.strip().isdigit()}
+            found = [o for o in found if o.get("subaccount_id") is None or o.get("subaccount_id") in ids]
+        return 200, {"results": [json.loads(json.dumps(o)) for o in found]}
+
+    def _retrieve(self, domain: str, scope: int | None) -> tuple[int, Any]:
+        obj = self._visible(domain, scope, write=False)
+        if obj is None:
+            return 404, NOT_FOUND
+        return 200, {"results": json.loads(json.dumps(obj))}
+
+    def _update(self, domain: str, body: Any, scope: int | None) -> tuple[int, Any]:
+        obj = self._visible(domain, scope, write=True)
+        if obj is None:
+            return 404, NOT_FOUND
+        body = body if isinstance(body, dict) else {}
+        if body.get("default") is True and not obj["status"]["verified"]:
+            return 422, {"errors": [{"message": f"Tracking domain '{domain}' unverified."}]}
+        if "secure" in body:
+            obj["secure"] = bool(body["secure"])
+            obj["port"] = 443 if obj["secure"] else 80  # port is not writable: it follows secure
+        if body.get("default") is True:
+            self._set_default(obj)
+        elif body.get("default") is False:
+            obj["default"] = False
+        return 200, {"results": {"domain": domain}}
+
+    def _set_default(self, obj: dict[str, Any]) -> None:
+        # One default per account and per subaccount: the new one unsets the old.
+        for other in self.state.domains.values():
+            if other.get("subaccount_id") == obj.get("subaccount_id"):
+                other["default"] = False
+        obj["default"] = True
+
+    def _delete(self, domain: str, scope: int | None) -> tuple[int, Any]:
+        if self._visible(domain, scope, write=True) is None:
+            return 404, NOT_FOUND
+        del self.state.domains[domain]
+        return 204, None
+
+    def _verify(self, domain: str, scope: int | None) -> tuple[int, Any]:
+        obj = self._visible(domain, scope, write=True)
+        if obj is None:
+            return 404, NOT_FOUND
+        if domain not in self.state.verifiable:
+            scheme = "https" if obj["secure"] else "http"
+            message = (
+                f"HTTP request to {scheme}://{domain}:{obj['port']} failed.  Please verify that your "
+                "redirect is functioning and that your SSL certificate is valid."
+            )
+            return 400, {"errors": [{"message": message}]}
+        obj["status"].update(_verified_status())
+        return 200, {"results": {k: obj["status"][k] for k in ("verified", "cname_status", "compliance_status")}}
+
+    def _certificate_check(self, domain: str, scope: int | None) -> tuple[int, Any]:
+        obj = self._visible(domain, scope, write=True)
+        if obj is None:
+            return 404, NOT_FOUND
+        if domain in self.state.certificate_refused:
+            message = "Domain is not eligible for managed certificates due to Let's Encrypt policies"
+            return 403, {"errors": [{"message": message}]}
+        return 200, {"results": {"domain": domain, "supportsManagedCertificate": True}}
+
+    def _certificate_enable(self, domain: str, scope: int | None) -> tuple[int, Any]:
+        obj = self._visible(domain, scope, write=True)
+        if obj is None:
+            return 404, NOT_FOUND
+        if not obj["status"]["verified"]:
+            return 400, {"errors": [{"message": "Domain must be verified before enabling managed certificates"}]}
+        if domain in self.state.certificate_refused:
+            message = "Managed certificates cannot be issued for this domain due to Let's Encrypt policies"
+            return 403, {"errors": [{"message": message}]}
+        obj.update(secure=True, port=443, uses_managed_certificate=True)
+        obj["status"]["tls_status"] = "pending"
+        return 200, {"results": {"message": f"Certificate issuance initiated for {domain}"}}
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for armed in self._faults:
+                if armed.remaining > 0 and armed.method == method and armed.path.match(path[len(API_PREFIX):]):
+                    armed.remaining -= 1
+                    return armed.fault
+        return None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out on a slow fault hangs up before the answer: expected, not news.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+def _new_domain(domain: str, secure: bool, subaccount: int | None) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "domain": domain,
+        "port": 443 if secure else 80,
+        "secure": secure,
+        "default": False,
+        "status": {"verified": False, "cname_status": "pending", "compliance_status": "pending"},
+    }
+    if subaccount is not None:
+        obj["subaccount_id"] = subaccount
+    return obj
+
+
+def _verified_status() -> dict[str, Any]:
+    # Verified domains have answered cname_status "" since 2017: status.verified is the truth.
+    return {"verified": True, "cname_status": "", "compliance_status": "valid"}
+
+
+def _scope_of(header: str | None) -> int | None | str:
+    if header is None:
+        return None
+    return int(header) if header.isdigit() else "bad"
+
+
+def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet server
+            pass
+
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            req = LoggedRequest(
+                self.command, parts.path, parse_qs(parts.query), self.headers.get("X-MSYS-SUBACCOUNT"), body
+            )
+            with emulator._lock:
+                emulator.log.append(req)
+            if emulator.latency:
+                _sleep(emulator.latency)
+            fault = emulator.take_fault(self.command, parts.path)
+            if fault and fault.kind == "slow":
+                _sleep(fault.delay)
+            elif fault and fault.kind == "drop":
+                req.status = -1
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            elif fault and fault.kind == "malformed":
+                req.status = 200
+                self._send(200, b'{"results": {"domain": ', "application/json")
+                return
+            elif fault and fault.kind == "status":
+                req.status = fault.status
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+                body_out = {"errors": [{"message": f"emulated fault {fault.status}"}]}
+                self._send(fault.status, json.dumps(body_out).encode(), "application/json", headers)
+                return
+            status, payload = emulator.handle(req, self.headers.get("Authorization"))
+            if fault and fault.kind == "apply-then-fail":
+                status, payload = 500, {"errors": [{"message": "emulated fault 500 after the change was made"}]}
+            req.status = status
+            data = b"" if payload is None else json.dumps(payload).encode()
+            self._send(status, data, "application/json")
+
+        def _send(self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            if data:
+                self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            if data:
+                self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+    return Handler
