@@ -168,7 +168,7 @@ class TrackingDomainProvider(ResourceProvider):
         have = dict(have)
         if have["secure"] != want_secure:
             # First, so that verify fetches the tracking URL over the scheme that will be used.
-            self._update(client, domain, secure=want_secure)
+            _update(client, domain, "update", secure=want_secure)
             have["secure"] = want_secure
         refusal: str | None = None
         if not have["verified"]:
@@ -177,24 +177,14 @@ class TrackingDomainProvider(ResourceProvider):
                 have.update(cname_status="", compliance_status="valid")
         if want_default and not have["default"] and have["verified"]:
             try:
-                self._update(client, domain, default=True)
+                _update(client, domain, "set default on", default=True)
                 have["default"] = True
-            except SparkPostError as err:
-                if err.status != 422:  # 422: SparkPost finds it unverified again; stays pending
-                    raise _failure("set default on", domain, err) from None
+            except SparkPostError as err:  # 422: SparkPost finds it unverified again; stays pending
                 have["verified"], refusal = False, err.message
         elif not want_default and have["default"]:
-            self._update(client, domain, default=False)
+            _update(client, domain, "unset default on", default=False)
             have["default"] = False
         return self._outputs(props, have, message=_pending_message(props, have, refusal))
-
-    def _update(self, client: SparkPostClient, domain: str, **changes: bool) -> None:
-        try:
-            client.update_tracking_domain(domain, **changes)
-        except SparkPostError as err:
-            if err.status == 422:
-                raise
-            raise _failure("update", domain, err) from None
 
     def _retrieve_for_adoption(self, client: SparkPostClient, domain: str) -> dict[str, Any]:
         try:
@@ -383,6 +373,16 @@ def _failure(action: str, domain: str, err: SparkPostError) -> RuntimeError:
         404: "it may have been deleted outside Pulumi: run `pulumi refresh`",
     }.get(err.status or 0, "run `pulumi up` again; if it persists, check SparkPost's status page")
     return RuntimeError(f"could not {action} tracking domain {domain}: {err}. What to do: {hint}.")
+
+
+def _update(client: SparkPostClient, domain: str, action: str, **changes: bool) -> None:
+    """PUT, turning failures into a message for the user; a 422 (unverified) is left to the caller."""
+    try:
+        client.update_tracking_domain(domain, **changes)
+    except SparkPostError as err:
+        if err.status == 422:
+            raise
+        raise _failure(action, domain, err) from None
 
 
 def _undo_create(client: SparkPostClient, domain: str, previous: dict[str, bool] | None) -> None:

@@ -1,0 +1,405 @@
+"""TrackingDomainProvider against the SparkPost emulator, in process: every branch, exact call counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import API_KEY, assert_no_secret
+from pulumi.dynamic import Config, ConfigureRequest
+from pulumi.runtime.rpc import UNKNOWN
+from sparkpost_emulator import Fault, SparkPostEmulator
+
+from components.sparkpost import provider as provider_module
+from components.sparkpost.provider import TrackingDomainProvider
+
+DOMAIN = "track.example.com"
+pytestmark = pytest.mark.usefixtures("fast_retries")
+
+
+def configured(config: dict[str, Any] | None = None) -> TrackingDomainProvider:
+    provider = TrackingDomainProvider()
+    provider.configure(ConfigureRequest(Config({"sparkpost:apiKey": API_KEY, **(config or {})}, "https-tracking")))
+    return provider
+
+
+def inputs(api: SparkPostEmulator, **overrides: Any) -> dict[str, Any]:
+    checked = configured().check({}, {"domain": DOMAIN, "api_url": api.url, **overrides})
+    assert checked.failures == []
+    return checked.inputs
+
+
+def methods(api: SparkPostEmulator) -> list[str]:
+    """The requests the emulator saw, as 'METHOD path-suffix' for readable assertions."""
+    return [f"{r.method} {r.path.removeprefix('/api/v1/tracking-domains')}" for r in api.log]
+
+
+# --- check ----------------------------------------------------------------------------------
+
+
+def test_check_normalizes_and_fills_defaults(sparkpost: SparkPostEmulator) -> None:
+    result = configured().check({}, {"domain": " Tráck.Example.com. ", "subaccount": 5.0})
+    assert result.failures == []
+    assert result.inputs == {
+        "domain": "xn--trck-6na.example.com",
+        "secure": True,
+        "default": False,
+        "subaccount": 5,
+        "api_url": None,
+        "verify_timeout": 0,
+    }
+    assert sparkpost.log == []
+
+
+@pytest.mark.parametrize(
+    ("news", "prop", "says"),
+    [
+        ({}, "domain", "domain: missing"),
+        ({"domain": "https://track.example.com"}, "domain", "remove the scheme"),
+        ({"domain": "track.example.com/x"}, "domain", "has a path"),
+        ({"domain": "track.example.com:8443"}, "domain", "without ':port'"),
+        ({"domain": "track"}, "domain", "single label"),
+        ({"domain": DOMAIN, "subaccount": -1}, "subaccount", "non-negative whole number"),
+        ({"domain": DOMAIN, "subaccount": "12"}, "subaccount", "got '12'"),
+        ({"domain": DOMAIN, "subaccount": 1.5}, "subaccount", "got 1.5"),
+        ({"domain": DOMAIN, "subaccount": True}, "subaccount", "got True"),
+        ({"domain": DOMAIN, "secure": "yes"}, "secure", "must be true or false"),
+        ({"domain": DOMAIN, "default": 1}, "default", "must be true or false"),
+        ({"domain": DOMAIN, "api_url": "ftp://x"}, "api_url", "not an http(s) URL"),
+        ({"domain": DOMAIN, "verify_timeout": -1}, "verify_timeout", "from 0 to 3600"),
+        ({"domain": DOMAIN, "verify_timeout": 99999}, "verify_timeout", "from 0 to 3600"),
+    ],
+)
+def test_check_failures_name_their_property(
+    sparkpost: SparkPostEmulator, news: dict[str, Any], prop: str, says: str
+) -> None:
+    result = configured().check({}, news)
+    assert [f.property for f in result.failures] == [prop]
+    assert result.failures[0].reason.startswith(f"{prop}: ")
+    assert says in result.failures[0].reason
+    assert sparkpost.log == []
+
+
+def test_check_reports_every_failure_at_once() -> None:
+    result = configured().check({}, {"domain": "x", "subaccount": -2, "secure": "no"})
+    assert sorted(f.property for f in result.failures) == ["domain", "secure", "subaccount"]
+
+
+def test_check_lets_unknowns_through_for_preview() -> None:
+    result = configured().check({}, {"domain": UNKNOWN, "subaccount": UNKNOWN})
+    assert result.failures == []
+    assert result.inputs["domain"] == UNKNOWN
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def test_create_verified_at_once_with_default_takes_three_calls(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.state.verifiable.add(DOMAIN)
+    result = configured().create(inputs(sparkpost, default=True))
+    assert result.id == DOMAIN
+    assert methods(sparkpost) == ["POST ", f"POST /{DOMAIN}/verify", f"PUT /{DOMAIN}"]
+    outs = result.outs
+    assert outs is not None
+    assert (outs["verified"], outs["default"], outs["default_pending"], outs["secure"], outs["port"]) == (
+        True, True, False, True, 443
+    )
+    assert outs["tracking_url"] == f"https://{DOMAIN}"
+    assert outs["message"] == ""
+    assert outs["adopted"] is False
+    live = sparkpost.state.domains[DOMAIN]
+    assert (live["secure"], live["default"], live["status"]["verified"]) == (True, True, True)
+
+
+def test_create_verified_without_default_takes_two_calls(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.state.verifiable.add(DOMAIN)
+    outs = configured().create(inputs(sparkpost)).outs
+    assert methods(sparkpost) == ["POST ", f"POST /{DOMAIN}/verify"]
+    assert outs is not None and outs["verified"] and not outs["default"]
+
+
+def test_create_not_yet_verifiable_succeeds_and_says_what_to_do(sparkpost: SparkPostEmulator) -> None:
+    outs = configured().create(inputs(sparkpost, default=True)).outs
+    assert outs is not None
+    assert methods(sparkpost) == ["POST ", f"POST /{DOMAIN}/verify"]
+    assert (outs["verified"], outs["default"], outs["default_pending"]) == (False, False, True)
+    assert f'SparkPost said: "HTTP request to https://{DOMAIN}:443 failed.' in outs["message"]
+    assert "name servers" in outs["message"] and "run `pulumi up` again to verify it and make it the default" in outs["message"]
+    assert DOMAIN in sparkpost.state.domains
+
+
+def test_create_polls_verify_until_it_passes(sparkpost: SparkPostEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+
+    def dns_arrives_while_waiting(seconds: float) -> None:
+        waits.append(seconds)
+        sparkpost.state.verifiable.add(DOMAIN)
+
+    monkeypatch.setattr(provider_module.time, "sleep", dns_arrives_while_waiting)
+    outs = configured().create(inputs(sparkpost, default=True, verify_timeout=600)).outs
+    assert outs is not None and outs["verified"] and outs["default"]
+    assert methods(sparkpost) == ["POST ", f"POST /{DOMAIN}/verify", f"POST /{DOMAIN}/verify", f"PUT /{DOMAIN}"]
+    assert len(waits) == 1 and 0 < waits[0] <= provider_module.VERIFY_FIRST_WAIT
+
+
+def test_create_stops_polling_at_the_timeout(sparkpost: SparkPostEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(provider_module, "VERIFY_FIRST_WAIT", 0.01)
+    outs = configured().create(inputs(sparkpost, verify_timeout=0.2)).outs
+    assert outs is not None and outs["verified"] is False
+    verifies = len(sparkpost.calls("POST", r".*/verify"))
+    assert 2 <= verifies <= 6  # waits 0.01, 0.02, 0.04, 0.08 ... (halved at most by jitter) within 0.2 s
+
+
+def test_create_adopts_an_existing_domain_and_delete_gives_it_back(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN, secure=False, default=True, verified=True)
+    provider = configured()
+    result = provider.create(inputs(sparkpost, default=False))
+    assert methods(sparkpost) == ["POST ", f"GET /{DOMAIN}", f"PUT /{DOMAIN}", f"PUT /{DOMAIN}"]
+    outs = result.outs
+    assert outs is not None
+    assert outs["adopted"] is True and outs["previous"] == {"secure": False, "default": True}
+    assert (outs["secure"], outs["default"], outs["verified"]) == (True, False, True)
+    sparkpost.reset_log()
+    provider.delete(DOMAIN, outs)
+    assert methods(sparkpost) == [f"PUT /{DOMAIN}"]
+    live = sparkpost.state.domains[DOMAIN]
+    assert (live["secure"], live["default"]) == (False, True)
+
+
+def test_create_refuses_a_domain_owned_by_another_subaccount(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN, subaccount=3)
+    with pytest.raises(RuntimeError, match="already exists, but not in subaccount 9.*set `subaccount`"):
+        configured().create(inputs(sparkpost, subaccount=9))
+    assert sparkpost.state.domains[DOMAIN]["subaccount_id"] == 3
+    assert methods(sparkpost) == ["POST ", f"GET /{DOMAIN}"]
+
+
+def test_create_in_a_subaccount(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.state.verifiable.add(DOMAIN)
+    configured().create(inputs(sparkpost, subaccount=7, default=True))
+    assert sparkpost.state.domains[DOMAIN]["subaccount_id"] == 7
+    assert {r.subaccount for r in sparkpost.log} == {"7"}
+
+
+def test_create_is_transactional_when_a_later_step_fails(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.state.verifiable.add(DOMAIN)
+    sparkpost.fail_next("PUT", f"/tracking-domains/{DOMAIN}", Fault(status=500), times=99)
+    with pytest.raises(RuntimeError) as info:
+        configured().create(inputs(sparkpost, default=True))
+    assert "could not set default on tracking domain track.example.com: SparkPost answered 500" in str(info.value)
+    assert DOMAIN not in sparkpost.state.domains
+    assert methods(sparkpost)[-1] == f"DELETE /{DOMAIN}"
+
+
+def test_create_of_an_adopted_domain_restores_it_when_a_later_step_fails(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN, secure=False, default=False, verified=False)
+    sparkpost.fail_next("POST", f"/tracking-domains/{DOMAIN}/verify", Fault(status=503), times=5)
+    with pytest.raises(RuntimeError, match="could not verify"):
+        configured().create(inputs(sparkpost))
+    live = sparkpost.state.domains[DOMAIN]
+    assert live["secure"] is False  # put back as it was, not deleted
+
+
+def test_create_keeps_a_domain_its_own_retried_post_made(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.fail_next("POST", "/tracking-domains", Fault(kind="apply-then-fail"))
+    provider = configured()
+    outs = provider.create(inputs(sparkpost)).outs
+    assert outs is not None and outs["adopted"] is False
+    provider.delete(DOMAIN, outs)
+    assert DOMAIN not in sparkpost.state.domains
+
+
+def test_create_with_a_refused_key_explains_without_the_key(sparkpost: SparkPostEmulator) -> None:
+    provider = TrackingDomainProvider()
+    provider.configure(ConfigureRequest(Config({"sparkpost:apiKey": "spk-not-this-one"}, "https-tracking")))
+    with pytest.raises(RuntimeError) as info:
+        provider.create(inputs(sparkpost))
+    assert "answered 401" in str(info.value) and "check sparkpost:apiKey" in str(info.value)
+    assert "spk-not-this-one" not in str(info.value)
+    assert sparkpost.state.domains == {}
+
+
+def test_missing_key_is_a_clear_error_before_any_call(sparkpost: SparkPostEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPARKPOST_API_KEY", raising=False)
+    provider = TrackingDomainProvider()
+    provider.configure(ConfigureRequest(Config({}, "https-tracking")))
+    with pytest.raises(RuntimeError, match=r"pulumi config set --secret sparkpost:apiKey"):
+        provider.create(inputs(sparkpost))
+    assert sparkpost.log == []
+
+
+def test_key_from_the_environment_at_call_time(sparkpost: SparkPostEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = TrackingDomainProvider()
+    provider.configure(ConfigureRequest(Config({}, "https-tracking")))
+    monkeypatch.setenv("SPARKPOST_API_KEY", API_KEY)
+    assert provider.create(inputs(sparkpost)).id == DOMAIN
+
+
+def test_endpoint_from_config_then_environment_then_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPARKPOST_API_URL", raising=False)
+    monkeypatch.delenv("SPARKPOST_REGION", raising=False)
+    assert configured()._endpoint({}) == "https://api.sparkpost.com/api/v1"
+    assert configured({"sparkpost:region": "eu"})._endpoint({}) == "https://api.eu.sparkpost.com/api/v1"
+    monkeypatch.setenv("SPARKPOST_API_URL", "https://acme.api.e.sparkpost.com/api/v1")
+    assert configured()._endpoint({}) == "https://acme.api.e.sparkpost.com/api/v1"
+    assert configured({"sparkpost:apiUrl": "http://127.0.0.1:9/api/v1/"})._endpoint({}) == "http://127.0.0.1:9/api/v1"
+    assert configured()._endpoint({"api_url": "http://127.0.0.1:8/api/v1"}) == "http://127.0.0.1:8/api/v1"
+
+
+# --- diff -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def created(sparkpost: SparkPostEmulator) -> dict[str, Any]:
+    """Outputs of a domain created verified and default; the log is cleared afterwards."""
+    sparkpost.state.verifiable.add(DOMAIN)
+    outs = configured().create(inputs(sparkpost, default=True)).outs
+    assert outs is not None
+    sparkpost.reset_log()
+    return outs
+
+
+def test_diff_same_inputs_is_no_change_and_no_call(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    result = configured().diff(DOMAIN, created, inputs(sparkpost, default=True))
+    assert (result.changes, result.replaces) == (False, [])
+    assert sparkpost.log == []
+
+
+@pytest.mark.parametrize(
+    ("change", "replaces", "delete_first"),
+    [
+        ({"domain": "click.example.com"}, ["domain"], False),
+        ({"subaccount": 4}, ["subaccount"], True),
+        ({"api_url": "http://127.0.0.1:9/api/v1"}, ["endpoint"], True),
+    ],
+)
+def test_diff_replaces(
+    sparkpost: SparkPostEmulator, created: dict[str, Any], change: dict[str, Any], replaces: list[str], delete_first: bool
+) -> None:
+    news = dict(inputs(sparkpost, default=True), **change)
+    result = configured().diff(DOMAIN, created, news)
+    assert (result.changes, result.replaces, result.delete_before_replace) == (True, replaces, delete_first)
+    assert sparkpost.log == []
+
+
+@pytest.mark.parametrize("change", [{"secure": False}, {"default": False}])
+def test_diff_updates_secure_and_default(sparkpost: SparkPostEmulator, created: dict[str, Any], change: dict[str, Any]) -> None:
+    result = configured().diff(DOMAIN, created, dict(inputs(sparkpost, default=True), **change))
+    assert (result.changes, result.replaces) == (True, [])
+
+
+def test_diff_a_pending_default_is_an_update(sparkpost: SparkPostEmulator) -> None:
+    outs = configured().create(inputs(sparkpost, default=True)).outs
+    assert outs is not None and outs["default_pending"]
+    result = configured().diff(DOMAIN, outs, inputs(sparkpost, default=True))
+    assert (result.changes, result.replaces) == (True, [])
+
+
+def test_diff_ignores_provider_only_changes(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    olds = dict(created, __provider="old-pickle")
+    news = dict(inputs(sparkpost, default=True), __provider="new-pickle")
+    assert configured().diff(DOMAIN, olds, news).changes is False
+
+
+def test_diff_an_unknown_domain_replaces(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    result = configured().diff(DOMAIN, created, dict(inputs(sparkpost, default=True), domain=UNKNOWN))
+    assert result.replaces == ["domain"]
+
+
+# --- update ---------------------------------------------------------------------------------
+
+
+def test_update_secure_is_one_put(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    outs = configured().update(DOMAIN, created, inputs(sparkpost, default=True, secure=False)).outs
+    assert methods(sparkpost) == [f"PUT /{DOMAIN}"]
+    assert outs is not None and (outs["secure"], outs["port"], outs["tracking_url"]) == (False, 80, f"http://{DOMAIN}")
+    assert sparkpost.state.domains[DOMAIN]["port"] == 80
+
+
+def test_update_unsets_default(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    outs = configured().update(DOMAIN, created, inputs(sparkpost, default=False)).outs
+    assert methods(sparkpost) == [f"PUT /{DOMAIN}"]
+    assert outs is not None and outs["default"] is False
+    assert sparkpost.state.domains[DOMAIN]["default"] is False
+
+
+def test_update_converges_a_pending_default_once_verifiable(sparkpost: SparkPostEmulator) -> None:
+    provider = configured()
+    pending = provider.create(inputs(sparkpost, default=True)).outs
+    assert pending is not None
+    sparkpost.state.verifiable.add(DOMAIN)
+    sparkpost.reset_log()
+    outs = provider.update(DOMAIN, pending, inputs(sparkpost, default=True)).outs
+    assert methods(sparkpost) == [f"POST /{DOMAIN}/verify", f"PUT /{DOMAIN}"]
+    assert outs is not None and (outs["verified"], outs["default"], outs["default_pending"], outs["message"]) == (
+        True, True, False, ""
+    )
+    assert provider.diff(DOMAIN, outs, inputs(sparkpost, default=True)).changes is False
+
+
+def test_update_keeps_default_pending_when_sparkpost_says_unverified(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN, secure=True)  # SparkPost sees it unverified
+    olds = {"domain": DOMAIN, "secure": True, "default": False, "verified": True, "endpoint": sparkpost.url}
+    outs = configured().update(DOMAIN, olds, inputs(sparkpost, default=True)).outs
+    assert methods(sparkpost) == [f"PUT /{DOMAIN}"]
+    assert outs is not None and (outs["verified"], outs["default_pending"]) == (False, True)
+    assert "unverified" in outs["message"]
+
+
+def test_update_keeps_adoption_record(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN, secure=False, verified=True)
+    provider = configured()
+    outs = provider.create(inputs(sparkpost)).outs
+    assert outs is not None
+    updated = provider.update(DOMAIN, outs, inputs(sparkpost, default=True)).outs
+    assert updated is not None and updated["adopted"] is True and updated["previous"] == {"secure": False, "default": False}
+
+
+# --- read (refresh) -------------------------------------------------------------------------
+
+
+def test_read_reports_live_state_in_one_call_and_leaves_no_diff(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    sparkpost.state.domains[DOMAIN]["default"] = False  # changed outside Pulumi
+    provider = configured()
+    result = provider.read(DOMAIN, created)
+    assert methods(sparkpost) == [f"GET /{DOMAIN}"]
+    assert result.id == DOMAIN
+    assert result.outs["default"] is False and result.outs["default_pending"] is True
+    assert result.inputs is not None and result.inputs["default"] is False
+    assert provider.diff(DOMAIN, result.outs, dict(result.inputs)).changes is False
+    # ...and the program, which still asks for default, converges on the next up.
+    assert provider.diff(DOMAIN, result.outs, inputs(sparkpost, default=True)).changes is True
+
+
+def test_read_of_a_deleted_domain_is_gone(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    del sparkpost.state.domains[DOMAIN]
+    result = configured().read(DOMAIN, created)
+    assert result.id == "" and result.outs == {}
+
+
+# --- delete ---------------------------------------------------------------------------------
+
+
+def test_delete_removes_ours_and_a_second_delete_is_done(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    provider = configured()
+    provider.delete(DOMAIN, created)
+    provider.delete(DOMAIN, created)
+    assert DOMAIN not in sparkpost.state.domains
+    assert [(r.method, r.status) for r in sparkpost.log] == [("DELETE", 204), ("DELETE", 404)]
+
+
+def test_delete_retries_faults_then_reports(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    sparkpost.fail_next("DELETE", f"/tracking-domains/{DOMAIN}", Fault(status=503), times=99)
+    with pytest.raises(RuntimeError) as info:
+        configured().delete(DOMAIN, created)
+    assert "could not delete tracking domain track.example.com: SparkPost answered 503" in str(info.value)
+    assert len(sparkpost.log) == 5
+    assert DOMAIN in sparkpost.state.domains  # still in state (delete failed), not leaked
+
+
+def test_errors_never_carry_the_key(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.fail_next("POST", "/tracking-domains", Fault(status=500), times=99)
+    with pytest.raises(RuntimeError) as info:
+        configured().create(inputs(sparkpost))
+    assert_no_secret(str(info.value), "create error")
+    assert_no_secret(repr(info.value), "create error repr")

@@ -1,0 +1,121 @@
+"""The real wire path: `python -m pulumi.dynamic` serving the provider over gRPC, as the engine runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from conftest import API_KEY, assert_no_secret
+from provider_host import ProviderHost, decoded_provider, serialized_provider
+from pulumi.dynamic import Config, ConfigureRequest
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime.proto import provider_pb2
+from sparkpost_emulator import SparkPostEmulator
+
+from components.sparkpost.provider import TrackingDomainProvider
+
+DOMAIN = "track.example.com"
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[ProviderHost]:
+    with ProviderHost() as running:
+        running.configure({"sparkpost:apiKey": API_KEY})
+        yield running
+        assert_no_secret(running.stderr_text(), "the provider host's stderr")
+
+
+def test_provider_pickles_by_reference_small_and_without_the_key() -> None:
+    raw = decoded_provider(serialized_provider())
+    assert b"components.sparkpost.provider" in raw and b"TrackingDomainProvider" in raw
+    assert len(serialized_provider()) <= 200
+    # Even a provider that has been configured with the key pickles without it.
+    configured = TrackingDomainProvider()
+    configured.configure(ConfigureRequest(Config({"sparkpost:apiKey": API_KEY}, "https-tracking")))
+    assert API_KEY.encode() not in decoded_provider(serialize_provider(configured))
+
+
+def test_full_lifecycle_over_grpc(host: ProviderHost, sparkpost: SparkPostEmulator) -> None:
+    news = {"domain": "Track.Example.com", "default": True, "subaccount": 5, "api_url": sparkpost.url}
+    inputs, failures = host.check(news)
+    assert failures == []
+    assert inputs["domain"] == DOMAIN and inputs["subaccount"] == 5 and inputs["secure"] is True
+    assert sparkpost.log == []
+
+    # Create before DNS is delegated: succeeds, unverified, default pending.
+    id_, outs = host.create(inputs)
+    assert id_ == DOMAIN
+    assert (outs["verified"], outs["default_pending"]) == (False, True)
+    assert len(sparkpost.log) == 2
+    assert_no_secret(str(outs), "outputs")
+    assert decoded_provider(outs["__provider"]) == decoded_provider(host.provider)
+
+    # The next up: diff says update (pending), update converges in two calls.
+    assert host.diff(id_, outs, inputs).changes == provider_pb2.DiffResponse.DIFF_SOME
+    sparkpost.state.verifiable.add(DOMAIN)
+    sparkpost.reset_log()
+    outs = host.update(id_, outs, inputs)
+    assert (outs["verified"], outs["default"], outs["default_pending"]) == (True, True, False)
+    assert len(sparkpost.log) == 2
+    assert sparkpost.state.domains[DOMAIN]["subaccount_id"] == 5
+
+    # A no-op up: no change, no API call.
+    sparkpost.reset_log()
+    assert host.diff(id_, outs, inputs).changes == provider_pb2.DiffResponse.DIFF_NONE
+    assert sparkpost.log == []
+
+    # Refresh: one call, inputs rewritten to live values, nothing left to change.
+    read_id, read_outs, read_inputs = host.read(id_, outs)
+    assert read_id == DOMAIN and read_outs["default"] is True and read_inputs["default"] is True
+    assert host.diff(read_id, read_outs, inputs).changes == provider_pb2.DiffResponse.DIFF_NONE
+    assert len(sparkpost.log) == 1
+
+    # A subaccount change replaces, deleting first (the same name cannot exist twice).
+    diff = host.diff(id_, outs, dict(inputs, subaccount=6))
+    assert list(diff.replaces) == ["subaccount"] and diff.deleteBeforeReplace
+
+    # Destroy.
+    sparkpost.reset_log()
+    host.delete(id_, outs)
+    assert DOMAIN not in sparkpost.state.domains
+    assert [(r.method, r.status) for r in sparkpost.log] == [("DELETE", 204)]
+    gone_id, _, _ = host.read(id_, outs)
+    assert gone_id == ""
+
+
+def test_check_failures_cross_the_wire(host: ProviderHost, sparkpost: SparkPostEmulator) -> None:
+    _, failures = host.check({"domain": "http://track.example.com/", "subaccount": -1, "api_url": sparkpost.url})
+    assert sorted(prop for prop, _ in failures) == ["domain", "subaccount"]
+    assert any("remove the scheme 'http://'" in reason for _, reason in failures)
+
+
+def test_errors_reach_the_engine_with_a_remedy_and_without_the_key(sparkpost: SparkPostEmulator) -> None:
+    with ProviderHost() as wrong:
+        wrong.configure({"sparkpost:apiKey": "spk-wrong-key-1234567890"})
+        inputs, _ = wrong.check({"domain": DOMAIN, "api_url": sparkpost.url})
+        with pytest.raises(grpc.RpcError) as info:
+            wrong.create(inputs)
+        details = info.value.details() or ""
+        assert "answered 401" in details and "check sparkpost:apiKey" in details
+        assert "spk-wrong-key-1234567890" not in details
+    assert sparkpost.state.domains == {}
+
+
+def test_key_from_the_environment_of_the_host(sparkpost: SparkPostEmulator) -> None:
+    with ProviderHost(env={"SPARKPOST_API_KEY": API_KEY}) as from_env:
+        from_env.configure({})
+        inputs, _ = from_env.check({"domain": DOMAIN, "api_url": sparkpost.url})
+        id_, outs = from_env.create(inputs)
+        assert id_ == DOMAIN and DOMAIN in sparkpost.state.domains
+        assert_no_secret(from_env.stderr_text(), "the provider host's stderr")
+
+
+def test_missing_key_fails_create_before_any_call(sparkpost: SparkPostEmulator) -> None:
+    with ProviderHost() as keyless:
+        keyless.configure({})
+        inputs, _ = keyless.check({"domain": DOMAIN, "api_url": sparkpost.url})
+        with pytest.raises(grpc.RpcError) as info:
+            keyless.create(inputs)
+        assert "sparkpost:apiKey" in (info.value.details() or "")
+    assert sparkpost.log == []
