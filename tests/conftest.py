@@ -10,6 +10,7 @@ import functools
 import secrets
 import sys
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,46 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """The client's own retry policy with waits shrunk, so fault tests run in milliseconds."""
     fast = functools.partial(sparkpost_client.retry_policy, backoff_factor=0.001, jitter=0.0, retry_after_max=1)
     monkeypatch.setattr(sparkpost_client, "retry_policy", fast)
+
+
+# --- Pulumi mocks ---------------------------------------------------------------------------
+
+BASE_CONFIG = {
+    "https-tracking:zone": "example.com",
+    "https-tracking:cloudflareAccountId": "0123456789abcdef0123456789abcdef",
+    "https-tracking:trackingDomains": '[{"domain": "track.example.com", "default": true}]',
+    "sparkpost:apiKey": API_KEY,
+    "cloudflare:apiToken": CLOUDFLARE_TOKEN,
+}
+BASE_SECRETS = ["sparkpost:apiKey", "cloudflare:apiToken"]
+
+
+@pytest.fixture
+def pulumi_mocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Mocks set for this test only (set_mocks is process-wide), config reset before and after."""
+    import pulumi
+    from pulumi_mocks import CloudMocks, RecordingMonitor
+
+    for name in ("SPARKPOST_API_KEY", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "PULUMI_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    mocks = CloudMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="https-tracking", stack="test", preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(BASE_CONFIG), list(BASE_SECRETS))
+    yield monitor
+    pulumi.runtime.set_all_config({}, [])
+
+
+def set_config(changes: dict[str, Any], secrets: list[str] | None = None) -> None:
+    """Stack config for a program test: BASE_CONFIG with `changes` (None deletes a key)."""
+    import json
+
+    import pulumi
+
+    config = dict(BASE_CONFIG)
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value if isinstance(value, str) else json.dumps(value)
+    pulumi.runtime.set_all_config(config, BASE_SECRETS if secrets is None else secrets)

@@ -11,11 +11,11 @@ from components.sparkpost.client import (
     SparkPostClient,
     SparkPostError,
     Timeout,
-    base_url_for,
     normalize_base_url,
     retry_policy,
     worst_case_seconds,
 )
+from components.sparkpost.regions import base_url_for, cname_target_for
 
 DOMAIN = "track.example.com"
 
@@ -36,8 +36,9 @@ def client_for(api: SparkPostEmulator, **kw: object) -> SparkPostClient:
 def test_region_urls_and_explicit_url() -> None:
     assert base_url_for("us") == "https://api.sparkpost.com/api/v1"
     assert base_url_for("eu") == "https://api.eu.sparkpost.com/api/v1"
-    with pytest.raises(ValueError, match="unknown SparkPost region 'ap': use one of eu, us"):
+    with pytest.raises(ValueError, match="unknown SparkPost region 'ap': use one of us, eu"):
         base_url_for("ap")
+    assert (cname_target_for("us"), cname_target_for("eu")) == ("spgo.io", "eu.spgo.io")
     assert normalize_base_url("https://acme.api.e.sparkpost.com/api/v1/") == "https://acme.api.e.sparkpost.com/api/v1"
     with pytest.raises(ValueError, match="not an http"):
         normalize_base_url("api.sparkpost.com")

@@ -24,12 +24,9 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+
 log = logging.getLogger(__name__)
 
-REGION_BASE_URLS = {
-    "us": "https://api.sparkpost.com/api/v1",
-    "eu": "https://api.eu.sparkpost.com/api/v1",
-}
 # Status codes worth another try: rate limited, or the server could not answer this time.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # After these, the failed attempt may still have been carried out by SparkPost.
@@ -90,15 +87,6 @@ def worst_case_seconds(policy: Retry, timeout: Timeout) -> float:
     per_attempt = timeout.connect + timeout.read
     longest_wait = max(policy.backoff_max + policy.backoff_jitter, float(policy.retry_after_max))
     return (retries + 1) * per_attempt + retries * longest_wait
-
-
-def base_url_for(region: str) -> str:
-    """The API base URL of a SparkPost region (`us` or `eu`)."""
-    try:
-        return REGION_BASE_URLS[region]
-    except KeyError:
-        known = ", ".join(sorted(REGION_BASE_URLS))
-        raise ValueError(f"unknown SparkPost region '{region}': use one of {known}") from None
 
 
 def normalize_base_url(url: str) -> str:

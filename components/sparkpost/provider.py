@@ -31,12 +31,8 @@ from pulumi.dynamic import (
 from pulumi.runtime.rpc import UNKNOWN
 
 from components.hostnames import HostnameError, normalize_host
-from components.sparkpost.client import (
-    SparkPostClient,
-    SparkPostError,
-    base_url_for,
-    normalize_base_url,
-)
+from components.sparkpost.client import SparkPostClient, SparkPostError, normalize_base_url
+from components.sparkpost.regions import base_url_for
 
 INPUT_KEYS = ("domain", "secure", "default", "subaccount", "api_url", "verify_timeout")
 REPLACE_KEYS = ("domain", "subaccount", "endpoint")

@@ -1,0 +1,215 @@
+"""`HttpsTracking`: one Cloudflare zone in front of SparkPost's click tracker, with its tracking hosts.
+
+For each zone it manages (or looks up) the Cloudflare zone; for each tracking host a proxied CNAME to
+SparkPost, an SSL rule with mode Full, and the SparkPost tracking domain. Creation runs zone, record,
+SSL rule, tracking domain; `pulumi destroy` runs the other way, because each step depends on the one
+before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+
+from components.sparkpost.tracking_domain import TrackingDomain, TrackingDomainArgs
+
+SSL_RULE_KINDS = ("page-rule", "configuration-rule")
+# Cloudflare's "Full": TLS to the origin without validating its certificate. SparkPost's certificate
+# does not name your host, so "Full (strict)" fails with 526 and "Flexible" loops on redirects.
+SSL_MODE = "full"
+
+
+@dataclass
+class TrackingHostArgs:
+    """One tracking host in the zone."""
+
+    domain: str
+    """Full host name, e.g. `track.example.com`: lowercase ASCII (punycode), no trailing dot."""
+    default: bool = False
+    """Make it the default tracking domain of the SparkPost account (or of `subaccount`)."""
+    subaccount: int | None = None
+    """SparkPost subaccount that owns the tracking domain; fixed at creation."""
+
+
+@dataclass
+class HttpsTrackingArgs:
+    """Inputs of the `HttpsTracking` component. Values are expected validated (see components.config)."""
+
+    zone: str
+    """The zone's apex name, e.g. `example.com`."""
+    hosts: Sequence[TrackingHostArgs]
+    """The tracking hosts in this zone; at least one."""
+    cname_target: pulumi.Input[str]
+    """Where each CNAME points: `spgo.io` (US), `eu.spgo.io` (EU) or an Enterprise tenant's target."""
+    account_id: pulumi.Input[str] | None = None
+    """Cloudflare account id; required when the zone is created here."""
+    zone_id: pulumi.Input[str] | None = None
+    """Use this existing zone instead of creating one; it is looked up, not managed."""
+    protect_zone: bool = False
+    """Protect a created zone from deletion (`pulumi destroy` then stops at the zone)."""
+    ssl_rule: str = "page-rule"
+    """`page-rule` (one per host, as in SparkPost's guide) or `configuration-rule` (one ruleset per zone)."""
+    sparkpost_api_url: pulumi.Input[str] | None = None
+    """SparkPost API base URL for the tracking domains (the region's, or an Enterprise tenant's)."""
+    verify_timeout: float = 0
+    """Seconds the provider keeps retrying SparkPost verification during an update; 0 tries once."""
+
+
+class HttpsTracking(pulumi.ComponentResource):
+    """A Cloudflare zone, proxied CNAMEs, an SSL rule (Full) and SparkPost tracking domains."""
+
+    zone_id: pulumi.Output[str]
+    name_servers: pulumi.Output[list[str]]
+    zone_status: pulumi.Output[str]
+    hosts: pulumi.Output[dict[str, Any]]
+    next_step: pulumi.Output[str]
+
+    def __init__(self, name: str, args: HttpsTrackingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("https-tracking:index:HttpsTracking", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.zone: cloudflare.Zone | None = None
+        if args.zone_id is not None:
+            # An existing zone: read, never managed, so destroy leaves it alone.
+            existing = cloudflare.get_zone_output(zone_id=args.zone_id, opts=pulumi.InvokeOutputOptions(parent=self))
+            self.zone_id = pulumi.Output.from_input(args.zone_id)
+            self.name_servers = existing.name_servers
+            self.zone_status = existing.status
+        else:
+            self.zone = cloudflare.Zone(
+                f"{name}-zone",
+                account=cloudflare.ZoneAccountArgs(id=args.account_id),
+                name=args.zone,
+                type="full",
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=args.protect_zone)),
+            )
+            self.zone_id = self.zone.id
+            self.name_servers = self.zone.name_servers
+            self.zone_status = self.zone.status
+
+        self.records: dict[str, cloudflare.DnsRecord] = {
+            host.domain: cloudflare.DnsRecord(
+                f"{host.domain}-record",
+                zone_id=self.zone_id,
+                name=host.domain,  # full name, no trailing dot: anything else shows a diff on every preview
+                type="CNAME",
+                content=args.cname_target,
+                proxied=True,
+                ttl=1,  # 1 = automatic, the only TTL a proxied record has
+                comment="SparkPost HTTPS engagement tracking (managed by Pulumi)",
+                opts=child,
+            )
+            for host in args.hosts
+        }
+
+        self.ssl_rules: dict[str, pulumi.CustomResource] = self._ssl_rules(name, args, child)
+
+        self.tracking_domains: dict[str, TrackingDomain] = {}
+        for host in args.hosts:
+            # SparkPost verifies by fetching https://<host>/: the record and the rule must exist first.
+            after = [self.records[host.domain], self.ssl_rules[host.domain]]
+            self.tracking_domains[host.domain] = TrackingDomain(
+                f"{host.domain}-tracking-domain",
+                TrackingDomainArgs(
+                    domain=host.domain,
+                    secure=True,
+                    default=host.default,
+                    subaccount=host.subaccount,
+                    api_url=args.sparkpost_api_url,
+                    verify_timeout=args.verify_timeout,
+                ),
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=after)),
+            )
+
+        self.hosts = pulumi.Output.from_input(
+            {
+                domain: {
+                    "trackingUrl": td.tracking_url,
+                    "verified": td.verified,
+                    "default": td.default,
+                    "cnameTarget": args.cname_target,
+                    "message": td.message,
+                }
+                for domain, td in self.tracking_domains.items()
+            }
+        )
+        self.next_step = pulumi.Output.all(self.zone_status, self.name_servers, self.hosts).apply(
+            lambda values: next_step(args.zone, *values)
+        )
+        self._warn_while_pending()
+        self.register_outputs(
+            {
+                "zoneId": self.zone_id,
+                "nameServers": self.name_servers,
+                "zoneStatus": self.zone_status,
+                "hosts": self.hosts,
+                "nextStep": self.next_step,
+            }
+        )
+
+    def _ssl_rules(
+        self, name: str, args: HttpsTrackingArgs, child: pulumi.ResourceOptions
+    ) -> dict[str, pulumi.CustomResource]:
+        """The SSL rule that covers each host: its own page rule, or the zone's one ruleset."""
+        if args.ssl_rule == "page-rule":
+            return {
+                host.domain: cloudflare.PageRule(
+                    f"{host.domain}-ssl-rule",
+                    zone_id=self.zone_id,
+                    target=f"{host.domain}/*",
+                    actions=cloudflare.PageRuleActionsArgs(ssl=SSL_MODE),
+                    status="active",
+                    priority=1,
+                    opts=pulumi.ResourceOptions.merge(
+                        child, pulumi.ResourceOptions(depends_on=[self.records[host.domain]])
+                    ),
+                )
+                for host in args.hosts
+            }
+        # Cloudflare allows ONE ruleset per zone and phase: every host of the zone shares it.
+        hosts = " ".join(f'"{host.domain}"' for host in sorted(args.hosts, key=lambda h: h.domain))
+        ruleset = cloudflare.Ruleset(
+            f"{name}-ssl-rules",
+            zone_id=self.zone_id,
+            kind="zone",
+            phase="http_config_settings",
+            name="SparkPost HTTPS tracking",
+            description="SSL Full for SparkPost tracking hosts (managed by Pulumi)",
+            rules=[
+                cloudflare.RulesetRuleArgs(
+                    ref="sparkpost_tracking_ssl_full",
+                    description="SSL Full: SparkPost's origin certificate does not name the tracking host",
+                    expression=f"(http.host in {{{hosts}}})",
+                    action="set_config",
+                    action_parameters=cloudflare.RulesetRuleActionParametersArgs(ssl=SSL_MODE),
+                    enabled=True,
+                )
+            ],
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(self.records.values()))),
+        )
+        return {host.domain: ruleset for host in args.hosts}
+
+    def _warn_while_pending(self) -> None:
+        """Show the next step as a warning while the zone or a host is not done (logging, not resources)."""
+        self.next_step.apply(lambda step: pulumi.log.warn(step, resource=self) if not step.startswith("Done") else None)
+
+
+def next_step(zone: str, status: str, name_servers: list[str] | None, hosts: dict[str, Any]) -> str:
+    """What the operator does next for this zone: delegate it, wait for verification, or nothing."""
+    if status == "pending":
+        return (
+            f"Zone {zone} is pending: at your registrar, set the name servers of {zone} to "
+            f"{', '.join(name_servers or [])}. When `dig {zone} NS` shows them, run `pulumi up` again to "
+            "verify the tracking hosts."
+        )
+    waiting = sorted(domain for domain, host in hosts.items() if host.get("message"))
+    if waiting:
+        return (
+            f"Zone {zone} is {status}; waiting for SparkPost to verify {', '.join(waiting)}. When "
+            f"https://{waiting[0]}/f/a/b/c/d answers 302, run `pulumi up` again (or set verifyTimeout)."
+        )
+    return f"Done: HTTPS tracking is live for {', '.join(sorted(hosts))}."

@@ -1,0 +1,182 @@
+"""The HttpsTracking component under Pulumi mocks: resources, inputs, parents, order and outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi_mocks import (
+    COMPONENT,
+    GET_ZONE,
+    NAME_SERVERS,
+    PAGE_RULE,
+    RECORD,
+    RULESET,
+    TRACKING_DOMAIN,
+    ZONE,
+    RecordingMonitor,
+    settled,
+)
+
+from components.https_tracking import HttpsTracking, HttpsTrackingArgs, TrackingHostArgs, next_step
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+ZONE_ID = "fedcba9876543210fedcba9876543210"
+API = "https://api.sparkpost.com/api/v1"
+
+
+def build(**overrides: Any) -> HttpsTracking:
+    args: dict[str, Any] = {
+        "zone": "example.com",
+        "hosts": [TrackingHostArgs("track.example.com", default=True)],
+        "cname_target": "spgo.io",
+        "account_id": ACCOUNT,
+        "sparkpost_api_url": API,
+    }
+    args.update(overrides)
+    return HttpsTracking("example.com", HttpsTrackingArgs(**args))
+
+
+@pulumi.runtime.test
+def test_created_zone_page_rule_us(pulumi_mocks: RecordingMonitor) -> Any:
+    component = build()
+
+    def check() -> None:
+        m = pulumi_mocks
+        assert [r.type for r in m.registrations] == [COMPONENT, ZONE, RECORD, PAGE_RULE, TRACKING_DOMAIN]
+        zone = m.of_type(ZONE)[0]
+        assert zone.inputs["account"] == {"id": ACCOUNT}
+        assert (zone.inputs["name"], zone.inputs["type"], zone.protect) == ("example.com", "full", False)
+        record = m.of_type(RECORD)[0]
+        assert {k: record.inputs[k] for k in ("name", "type", "content", "proxied", "ttl")} == {
+            "name": "track.example.com", "type": "CNAME", "content": "spgo.io", "proxied": True, "ttl": 1,
+        }
+        rule = m.of_type(PAGE_RULE)[0]
+        assert rule.inputs["target"] == "track.example.com/*"
+        assert rule.inputs["actions"] == {"ssl": "full"} and rule.inputs["status"] == "active"
+        assert record.inputs["zoneId"] == rule.inputs["zoneId"] != ""
+        td = m.of_type(TRACKING_DOMAIN)[0]
+        assert {k: td.inputs[k] for k in ("domain", "secure", "default", "api_url", "verify_timeout")} == {
+            "domain": "track.example.com", "secure": True, "default": True, "api_url": API, "verify_timeout": 0,
+        }
+        assert "subaccount" not in td.inputs or td.inputs["subaccount"] is None
+        parent = m.of_type(COMPONENT)[0].urn
+        assert all(r.parent == parent for r in m.registrations[1:])
+        assert [r.name for r in m.registrations[1:]] == [
+            "example.com-zone", "track.example.com-record", "track.example.com-ssl-rule", "track.example.com-tracking-domain",
+        ]
+
+    return settled(component, then=check)
+
+
+@pulumi.runtime.test
+def test_creation_order_follows_dependencies(pulumi_mocks: RecordingMonitor) -> Any:
+    component = build(hosts=[TrackingHostArgs("track.example.com"), TrackingHostArgs("click.example.com")])
+
+    def check() -> None:
+        m = pulumi_mocks
+        zone = m.of_type(ZONE)[0].urn
+        for host in ("track.example.com", "click.example.com"):
+            record, rule, td = m.named(f"{host}-record"), m.named(f"{host}-ssl-rule"), m.named(f"{host}-tracking-domain")
+            assert zone in record.dependencies
+            assert zone in rule.dependencies and record.urn in rule.dependencies
+            assert record.urn in td.dependencies and rule.urn in td.dependencies
+            # ...so the engine creates zone, record, rule, tracking domain, and destroys in reverse.
+            order = [r.urn for r in m.registrations]
+            assert order.index(zone) < order.index(record.urn) < order.index(rule.urn) < order.index(td.urn)
+
+    return settled(component, then=check)
+
+
+@pulumi.runtime.test
+def test_configuration_rule_is_one_ruleset_for_all_hosts(pulumi_mocks: RecordingMonitor) -> Any:
+    hosts = [TrackingHostArgs("track.example.com"), TrackingHostArgs("click.example.com")]
+    component = build(hosts=hosts, ssl_rule="configuration-rule")
+
+    def check() -> None:
+        m = pulumi_mocks
+        assert m.of_type(PAGE_RULE) == []
+        (ruleset,) = m.of_type(RULESET)
+        assert ruleset.name == "example.com-ssl-rules"
+        assert (ruleset.inputs["kind"], ruleset.inputs["phase"]) == ("zone", "http_config_settings")
+        (rule,) = ruleset.inputs["rules"]
+        assert rule["expression"] == '(http.host in {"click.example.com" "track.example.com"})'
+        assert rule["action"] == "set_config" and rule["actionParameters"] == {"ssl": "full"}
+        assert {r.urn for r in m.of_type(RECORD)} <= set(ruleset.dependencies)
+        for td in m.of_type(TRACKING_DOMAIN):
+            assert ruleset.urn in td.dependencies
+
+    return settled(component, then=check)
+
+
+@pulumi.runtime.test
+def test_existing_zone_is_looked_up_not_managed(pulumi_mocks: RecordingMonitor) -> Any:
+    component = build(zone_id=ZONE_ID, account_id=None)
+
+    def check(values: list[Any]) -> None:
+        zone_id, name_servers, status = values
+        assert pulumi_mocks.of_type(ZONE) == []
+        assert (GET_ZONE, {"zoneId": ZONE_ID}) in pulumi_mocks.cloud.invokes
+        assert pulumi_mocks.of_type(RECORD)[0].inputs["zoneId"] == ZONE_ID
+        assert (zone_id, name_servers, status) == (ZONE_ID, NAME_SERVERS, "active")
+
+    return settled(component, then=lambda: None).apply(
+        lambda _: pulumi.Output.all(component.zone_id, component.name_servers, component.zone_status).apply(check)
+    )
+
+
+@pulumi.runtime.test
+def test_protected_zone(pulumi_mocks: RecordingMonitor) -> Any:
+    component = build(protect_zone=True)
+    return settled(component, then=lambda: _assert(pulumi_mocks.of_type(ZONE)[0].protect is True))
+
+
+@pytest.mark.parametrize("target", ["eu.spgo.io", "acme.et.e.sparkpost.com"])
+def test_cname_target_is_passed_through(pulumi_mocks: RecordingMonitor, target: str) -> None:
+    @pulumi.runtime.test
+    def run() -> Any:
+        component = build(cname_target=target)
+        return settled(component, then=lambda: _assert(pulumi_mocks.of_type(RECORD)[0].inputs["content"] == target))
+
+    run()
+
+
+@pulumi.runtime.test
+def test_outputs_and_subaccount(pulumi_mocks: RecordingMonitor) -> Any:
+    component = build(hosts=[TrackingHostArgs("track.example.com", default=True, subaccount=7)])
+
+    def check(values: list[Any]) -> None:
+        zone_id, name_servers, status, hosts, step = values
+        assert len(zone_id) == 32 and name_servers == NAME_SERVERS and status == "pending"
+        assert hosts == {
+            "track.example.com": {
+                "trackingUrl": "https://track.example.com",
+                "verified": True,
+                "default": True,
+                "cnameTarget": "spgo.io",
+                "message": "",
+            }
+        }
+        assert step.startswith("Zone example.com is pending") and "ada.ns.cloudflare.com" in step
+        assert pulumi_mocks.of_type(TRACKING_DOMAIN)[0].inputs["subaccount"] == 7
+
+    return pulumi.Output.all(
+        component.zone_id, component.name_servers, component.zone_status, component.hosts, component.next_step
+    ).apply(check)
+
+
+def test_next_step_says_what_to_do() -> None:
+    pending = next_step("example.com", "pending", NAME_SERVERS, {})
+    assert "set the name servers of example.com to ada.ns.cloudflare.com, bob.ns.cloudflare.com" in pending
+    assert "dig example.com NS" in pending
+    hosts = {"track.example.com": {"message": "not verified yet"}, "click.example.com": {"message": ""}}
+    waiting = next_step("example.com", "active", NAME_SERVERS, hosts)
+    assert "waiting for SparkPost to verify track.example.com" in waiting
+    assert "https://track.example.com/f/a/b/c/d answers 302" in waiting
+    done = next_step("example.com", "active", NAME_SERVERS, {"track.example.com": {"message": ""}})
+    assert done == "Done: HTTPS tracking is live for track.example.com."
+
+
+def _assert(condition: bool) -> None:
+    assert condition
