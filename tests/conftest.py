@@ -82,9 +82,8 @@ def pulumi_mocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     for name in ("SPARKPOST_API_KEY", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "PULUMI_CONFIG"):
         monkeypatch.delenv(name, raising=False)
-    mocks = CloudMocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="https-tracking", stack="test", preview=False, monitor=monitor)
+    monitor = RecordingMonitor(CloudMocks())
+    monitor.install()
     pulumi.runtime.set_all_config(dict(BASE_CONFIG), list(BASE_SECRETS))
     yield monitor
     pulumi.runtime.set_all_config({}, [])

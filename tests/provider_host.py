@@ -35,7 +35,12 @@ def decoded_provider(serialized: str) -> bytes:
 
 
 def _struct(props: dict[str, Any]) -> Any:
-    return asyncio.run(rpc.serialize_properties(props, {}))
+    # A private loop: asyncio.run() would reset the thread's loop under Pulumi's mocked runtime.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(rpc.serialize_properties(props, {}))
+    finally:
+        loop.close()
 
 
 def _props(struct: Any) -> dict[str, Any]:

@@ -93,6 +93,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         return response
 
+    def install(self) -> None:
+        """Set these mocks as the runtime's, afresh: each program run needs its own runtime state."""
+        pulumi.runtime.set_mocks(self.cloud, project="https-tracking", stack="test", preview=False, monitor=self)
+
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == type_]
 

@@ -1,0 +1,104 @@
+"""The whole chain: the program under mocks registers TrackingDomains; their inputs are then driven
+through the real provider host (`python -m pulumi.dynamic`) against the SparkPost emulator, as the
+engine would on `pulumi up`, a no-op `pulumi up`, a change, and `pulumi destroy`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pulumi
+import pytest
+from conftest import API_KEY, assert_no_secret, set_config
+from provider_host import ProviderHost, decoded_provider
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import provider_pb2
+from pulumi_mocks import TRACKING_DOMAIN, RecordingMonitor, run_program
+from sparkpost_emulator import SparkPostEmulator
+
+INPUT_KEYS = ("domain", "secure", "default", "subaccount", "api_url", "verify_timeout")
+
+
+@pytest.fixture
+def host() -> Iterator[ProviderHost]:
+    with ProviderHost() as running:
+        # The engine hands the provider the stack's config, decrypted: that is how the key arrives.
+        running.configure({"sparkpost:apiKey": API_KEY})
+        yield running
+        assert_no_secret(running.stderr_text(), "the provider host's stderr")
+
+
+def registered_inputs(monitor: RecordingMonitor, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Run the program with `changes` to the config; return each TrackingDomain's inputs by name."""
+    monitor.registrations.clear()
+    monitor.install()
+    set_config(changes)
+    found: dict[str, dict[str, Any]] = {}
+
+    @pulumi.runtime.test
+    def run() -> Any:
+        program = run_program()
+
+        def collect(_: Any) -> None:
+            for r in monitor.of_type(TRACKING_DOMAIN):
+                assert rpc.is_rpc_secret(r.inputs["__provider"])  # stored encrypted in state
+                raw = decoded_provider(rpc.unwrap_rpc_secret(r.inputs["__provider"]))
+                assert API_KEY.encode() not in raw and b"components.sparkpost.provider" in raw
+                found[r.name] = {k: r.inputs.get(k) for k in INPUT_KEYS if r.inputs.get(k) is not None}
+
+        return pulumi.Output.all(*[t.hosts for t in program["trackings"].values()]).apply(collect)
+
+    run()
+    return found
+
+
+def test_up_noop_change_destroy(pulumi_mocks: RecordingMonitor, sparkpost: SparkPostEmulator, host: ProviderHost) -> None:
+    sparkpost.state.verifiable.update({"track.example.com", "click.example.com"})
+    config = {
+        "sparkpost:apiUrl": sparkpost.url,
+        "https-tracking:trackingDomains": [
+            {"domain": "track.example.com", "default": True},
+            {"domain": "click.example.com", "subaccount": 3},
+        ],
+    }
+
+    # pulumi up: check then create each tracking domain.
+    state: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+    for name, props in registered_inputs(pulumi_mocks, config).items():
+        inputs, failures = host.check(props)
+        assert failures == []
+        id_, outs = host.create(inputs)
+        state[name] = (id_, inputs, outs)
+    assert sorted(state) == ["click.example.com-tracking-domain", "track.example.com-tracking-domain"]
+    live = sparkpost.state.domains
+    assert (live["track.example.com"]["default"], live["track.example.com"]["secure"]) == (True, True)
+    assert live["click.example.com"]["subaccount_id"] == 3
+    assert len(sparkpost.log) == 3 + 2  # verified default: POST, verify, PUT; verified only: POST, verify
+
+    # A no-op pulumi up: the same program gives the same inputs, and no API call is made.
+    sparkpost.reset_log()
+    for name, props in registered_inputs(pulumi_mocks, config).items():
+        id_, old_inputs, outs = state[name]
+        inputs, _ = host.check(props, olds=old_inputs)
+        assert host.diff(id_, outs, inputs).changes == provider_pb2.DiffResponse.DIFF_NONE
+    assert sparkpost.log == []
+
+    # A change: click.example.com becomes its subaccount's default.
+    config["https-tracking:trackingDomains"][1]["default"] = True  # type: ignore[index]
+    name = "click.example.com-tracking-domain"
+    props = registered_inputs(pulumi_mocks, config)[name]
+    id_, old_inputs, outs = state[name]
+    inputs, _ = host.check(props, olds=old_inputs)
+    assert host.diff(id_, outs, inputs).changes == provider_pb2.DiffResponse.DIFF_SOME
+    outs = host.update(id_, outs, inputs)
+    state[name] = (id_, inputs, outs)
+    assert outs["default"] is True and live["click.example.com"]["default"] is True
+    assert live["track.example.com"]["default"] is True  # the primary account's default is untouched
+    assert [r.method for r in sparkpost.log] == ["PUT"]
+
+    # pulumi destroy: the tracking domains go (the engine deletes them before records, rules, zone).
+    sparkpost.reset_log()
+    for id_, _, outs in state.values():
+        host.delete(id_, outs)
+    assert live == {}
+    assert [(r.method, r.status) for r in sparkpost.log] == [("DELETE", 204), ("DELETE", 204)]

@@ -1,0 +1,188 @@
+"""The stack program (__main__.py), Pulumi.yaml and the stack files, under Pulumi mocks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret, set_config
+from pulumi_mocks import COMPONENT, PAGE_RULE, RECORD, RULESET, TRACKING_DOMAIN, ZONE, RecordingMonitor, run_program
+
+from components.config import SECRET_KEYS, STACK_KEYS, ConfigError, parse_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def stack_file_config(name: str) -> tuple[dict[str, str], list[str]]:
+    """A stack file's config as the program receives it: strings, structured values as JSON."""
+    data = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())
+    config: dict[str, str] = {}
+    secrets: list[str] = []
+    for key, value in data["config"].items():
+        if isinstance(value, dict) and "secure" in value:
+            secrets.append(key)
+        if isinstance(value, (list, dict)):
+            config[key] = json.dumps(value)
+        elif isinstance(value, bool):
+            config[key] = "true" if value else "false"
+        else:
+            config[key] = str(value)
+    return config, secrets
+
+
+def exports() -> dict[str, Any]:
+    return pulumi.runtime.get_root_resource().outputs  # type: ignore[union-attr]
+
+
+# --- project and stack files ----------------------------------------------------------------
+
+
+def test_pulumi_yaml_declares_the_project() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "https-tracking"
+    assert project["runtime"]["name"] == "python"
+    assert project["stackConfigDir"] == "stacks"
+    for key, spec in project["config"].items():
+        assert key in STACK_KEYS, key
+        assert spec["type"] in ("string", "integer", "boolean", "array") and spec["description"] and "default" in spec
+    defaults = {f"https-tracking:{k}": spec["default"] for k, spec in project["config"].items()}
+    minimal = {"https-tracking:zone": "example.com", "https-tracking:cloudflareAccountId": "0" * 32,
+               "https-tracking:trackingDomains": ["track.example.com"], **defaults}
+    parse_settings(minimal, env={"SPARKPOST_API_KEY": "k", "CLOUDFLARE_API_TOKEN": "t"})
+    text = (ROOT / "Pulumi.yaml").read_text()
+    for key in [*STACK_KEYS, *SECRET_KEYS[:2], "sparkpost:apiUrl"]:
+        assert key in text, f"{key} is not documented in Pulumi.yaml"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_files_hold_no_secret_in_clear(stack: str) -> None:
+    data = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    for key in SECRET_KEYS:
+        value = data["config"].get(key)
+        assert value is None or (isinstance(value, dict) and set(value) == {"secure"}), key
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_files_build_the_chain(pulumi_mocks: RecordingMonitor, stack: str) -> None:
+    config, secrets = stack_file_config(stack)
+    config.update({"sparkpost:apiKey": API_KEY, "cloudflare:apiToken": CLOUDFLARE_TOKEN})
+    pulumi.runtime.set_all_config(config, [*secrets, "sparkpost:apiKey", "cloudflare:apiToken"])
+
+    @pulumi.runtime.test
+    def run() -> Any:
+        program = run_program()
+
+        def check(_: Any) -> None:
+            m = pulumi_mocks
+            (zone,) = m.of_type(ZONE)
+            domains = [r.inputs["domain"] for r in m.of_type(TRACKING_DOMAIN)]
+            if stack == "prod":
+                assert zone.protect is True
+                assert sorted(domains) == ["click.example.com", "track.example.com"]
+                assert len(m.of_type(PAGE_RULE)) == 2
+                subaccounts = {r.inputs["domain"]: r.inputs.get("subaccount") for r in m.of_type(TRACKING_DOMAIN)}
+                assert subaccounts == {"track.example.com": None, "click.example.com": 12}
+                assert {r.inputs["verify_timeout"] for r in m.of_type(TRACKING_DOMAIN)} == {300}
+            else:
+                assert zone.protect is False and domains == ["track.example-dev.com"]
+                assert len(m.of_type(RULESET)) == 1 and m.of_type(PAGE_RULE) == []
+
+        return pulumi.Output.all(*[t.hosts for t in program["trackings"].values()]).apply(check)
+
+    run()
+
+
+# --- the program ----------------------------------------------------------------------------
+
+
+@pulumi.runtime.test
+def test_program_exports_name_servers_first_and_next_steps(pulumi_mocks: RecordingMonitor) -> Any:
+    program = run_program()
+    outputs = exports()
+    assert list(outputs)[:2] == ["nameServers", "nextSteps"]
+
+    def check(values: list[Any]) -> None:
+        name_servers, next_steps, zones, tracking = values
+        assert name_servers == {"example.com": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"]}
+        assert next_steps["example.com"].startswith("Zone example.com is pending: at your registrar")
+        assert zones["example.com"]["status"] == "pending" and len(zones["example.com"]["zoneId"]) == 32
+        assert tracking["track.example.com"]["trackingUrl"] == "https://track.example.com"
+        assert [r.type for r in pulumi_mocks.registrations] == [COMPONENT, ZONE, RECORD, PAGE_RULE, TRACKING_DOMAIN]
+        assert list(program["trackings"]) == ["example.com"]
+        assert_no_secret(json.dumps(values), "stack outputs")
+        assert_no_secret(repr([r.inputs for r in pulumi_mocks.registrations]), "resource inputs")
+
+    return pulumi.Output.all(
+        outputs["nameServers"], outputs["nextSteps"], outputs["zones"], outputs["trackingDomains"]
+    ).apply(check)
+
+
+@pulumi.runtime.test
+def test_program_builds_one_component_per_zone(pulumi_mocks: RecordingMonitor) -> Any:
+    set_config({
+        "https-tracking:zone": None,
+        "https-tracking:trackingDomains": None,
+        "https-tracking:sslRule": "configuration-rule",
+        "https-tracking:zones": [
+            {"zone": "example.org", "trackingDomains": ["a.example.org", "b.example.org"]},
+            {"zone": "example.net", "trackingDomains": [{"domain": "t.example.net", "default": True}]},
+        ],
+    })
+    program = run_program()
+
+    def check(_: Any) -> None:
+        m = pulumi_mocks
+        assert sorted(r.name for r in m.of_type(COMPONENT)) == ["example.net", "example.org"]
+        # Registration order across components is up to the runtime: compare as sets.
+        assert sorted(r.name for r in m.of_type(RULESET)) == ["example.net-ssl-rules", "example.org-ssl-rules"]
+        assert len(m.of_type(TRACKING_DOMAIN)) == 3
+
+    return pulumi.Output.all(*[t.hosts for t in program["trackings"].values()]).apply(check)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"https-tracking:zone": None}, "https-tracking:zone: missing"),
+        ({"https-tracking:trackingDomains": [{"domain": "track.other.com"}]}, "is not in the zone example.com"),
+        ({"https-tracking:region": "apac"}, "'apac' is not a SparkPost region"),
+        ({"sparkpost:apiKey": None}, "sparkpost:apiKey: missing"),
+    ],
+)
+def test_bad_config_stops_the_program_before_any_resource(
+    pulumi_mocks: RecordingMonitor, changes: dict[str, Any], expected: str
+) -> None:
+    set_config(changes)
+    with pytest.raises(ConfigError) as info:
+        run_program()
+    assert isinstance(info.value, pulumi.RunError)  # printed without a traceback by the Pulumi CLI
+    assert expected in str(info.value)
+    assert pulumi_mocks.registrations == []
+
+
+def test_secret_stored_in_clear_stops_the_program(pulumi_mocks: RecordingMonitor) -> None:
+    set_config({}, secrets=["cloudflare:apiToken"])
+    with pytest.raises(ConfigError) as info:
+        run_program()
+    assert "sparkpost:apiKey: stored in clear text" in str(info.value)
+    assert_no_secret(str(info.value), "config error")
+    assert pulumi_mocks.registrations == []
+
+
+def test_program_warns_about_page_rule_quota(pulumi_mocks: RecordingMonitor, caplog: pytest.LogCaptureFixture) -> None:
+    set_config({"https-tracking:trackingDomains": [f"t{i}.example.com" for i in range(4)]})
+
+    @pulumi.runtime.test
+    def run() -> Any:
+        program = run_program()
+        return program["trackings"]["example.com"].hosts
+
+    with caplog.at_level(logging.WARNING):
+        run()
+    assert any("4 page rules in zone example.com" in r.getMessage() for r in caplog.records)
+    assert any("Zone example.com is pending" in r.getMessage() for r in caplog.records)
