@@ -100,14 +100,18 @@ def parse_settings(
         try:
             cname_target = normalize_host(project["cnameTarget"])
         except HostnameError as exc:
-            problems.error(f"{PROJECT}:cnameTarget", f"{exc} (an Enterprise target looks like '<tenant>.et.e.sparkpost.com')")
+            problems.error(
+                f"{PROJECT}:cnameTarget", f"{exc} (an Enterprise target looks like '<tenant>.et.e.sparkpost.com')"
+            )
     api_url = base_url_for(region)
     if raw.get("sparkpost:apiUrl"):
         try:
             api_url = normalize_base_url(str(raw["sparkpost:apiUrl"]))
         except ValueError as exc:
             problems.error("sparkpost:apiUrl", str(exc))
-    verify_timeout = _number(project.get("verifyTimeout", 0), f"{PROJECT}:verifyTimeout", 0, MAX_VERIFY_TIMEOUT, problems)
+    verify_timeout = _number(
+        project.get("verifyTimeout", 0), f"{PROJECT}:verifyTimeout", 0, MAX_VERIFY_TIMEOUT, problems
+    )
 
     blocks = _zone_blocks(project, problems)
     zones: list[tuple[str, HttpsTrackingArgs]] = []
@@ -158,12 +162,15 @@ def parse_settings(
     return StackSettings(zones=tuple(zones), warnings=tuple(problems.warnings))
 
 
-def _check_credentials(raw: Mapping[str, Any], secret_keys: Collection[str], env: Mapping[str, str], problems: _Problems) -> None:
+def _check_credentials(
+    raw: Mapping[str, Any], secret_keys: Collection[str], env: Mapping[str, str], problems: _Problems
+) -> None:
     for key in SECRET_KEYS:
         if raw.get(key) is not None and key not in secret_keys:
             problems.error(
                 key,
-                f"stored in clear text in the stack file: remove it there and run `pulumi config set --secret {key} <value>`",
+                "stored in clear text in the stack file: remove it there and run "
+                f"`pulumi config set --secret {key} <value>`",
             )
     if raw.get("sparkpost:apiKey") is None and not env.get("SPARKPOST_API_KEY"):
         problems.error(
@@ -198,10 +205,13 @@ def _zone_blocks(project: Mapping[str, Any], problems: _Problems) -> list[tuple[
     if clash:
         problems.error(
             f"{PROJECT}:zones",
-            f"given together with top-level {', '.join(clash)}: put every zone inside `zones`, or use the top-level keys alone",
+            f"given together with top-level {', '.join(clash)}: put every zone inside `zones`, "
+            "or use the top-level keys alone",
         )
     if not isinstance(zones, list) or not zones:
-        problems.error(f"{PROJECT}:zones", "must be a non-empty list of zone blocks ({zone: example.com, trackingDomains: [...]})")
+        problems.error(
+            f"{PROJECT}:zones", "must be a non-empty list of zone blocks ({zone: example.com, trackingDomains: [...]})"
+        )
         return []
     blocks: list[tuple[str, Mapping[str, Any]]] = []
     for i, block in enumerate(zones):
@@ -211,7 +221,9 @@ def _zone_blocks(project: Mapping[str, Any], problems: _Problems) -> list[tuple[
             continue
         for key in block:
             if key not in ZONE_KEYS:
-                problems.error(f"{prefix}{key}", f"unknown setting in a zone block: known keys are {', '.join(ZONE_KEYS)}")
+                problems.error(
+                    f"{prefix}{key}", f"unknown setting in a zone block: known keys are {', '.join(ZONE_KEYS)}"
+                )
         if "zone" not in block:
             problems.error(f"{prefix}zone", "missing: every zone block names its zone, e.g. zone: example.com")
             continue
@@ -240,19 +252,25 @@ def _zone(
     protect_key, protect = setting("protectZone", False)
     rule_key, ssl_rule = setting("sslRule", "page-rule")
     if zone_id is not None and not (isinstance(zone_id, str) and CLOUDFLARE_ID.match(zone_id)):
-        problems.error(zone_id_key, f"'{zone_id}' is not a Cloudflare zone id (32 hex digits, shown on the zone's Overview page)")
+        problems.error(
+            zone_id_key, f"'{zone_id}' is not a Cloudflare zone id (32 hex digits, shown on the zone's Overview page)"
+        )
     if zone_id is None:
         if account_id is None:
             problems.error(
                 account_key,
-                f"missing: creating the zone {zone} needs the Cloudflare account id (32 hex digits, in the dashboard URL); "
+                f"missing: creating the zone {zone} needs the Cloudflare account id "
+                "(32 hex digits, in the dashboard URL); "
                 "or set zoneId to use a zone that already exists",
             )
         elif not (isinstance(account_id, str) and CLOUDFLARE_ID.match(account_id)):
             problems.error(account_key, f"'{account_id}' is not a Cloudflare account id (32 hex digits)")
     protect_zone = _bool(protect, protect_key, problems)
     if zone_id is not None and protect_zone:
-        problems.warn(protect_key, f"ignored: zone {zone} is used by id and not managed here, so it cannot be deleted by this stack")
+        problems.warn(
+            protect_key,
+            f"ignored: zone {zone} is used by id and not managed here, so it cannot be deleted by this stack",
+        )
     if ssl_rule not in SSL_RULE_KINDS:
         problems.error(rule_key, f"'{ssl_rule}' is not an SSL rule kind: use one of {', '.join(SSL_RULE_KINDS)}")
 
@@ -278,7 +296,9 @@ def _zone(
 
 def _hosts(prefix: str, block: Mapping[str, Any], zone: str, problems: _Problems) -> list[tuple[str, TrackingHostArgs]]:
     if "trackingDomains" in block and "trackingDomain" in block:
-        problems.error(f"{prefix}trackingDomain", "given together with trackingDomains: list every host under trackingDomains")
+        problems.error(
+            f"{prefix}trackingDomain", "given together with trackingDomains: list every host under trackingDomains"
+        )
         return []
     if "trackingDomain" in block:
         entries: Any = [block["trackingDomain"]]
@@ -289,7 +309,8 @@ def _hosts(prefix: str, block: Mapping[str, Any], zone: str, problems: _Problems
     if not isinstance(entries, list) or not entries:
         problems.error(
             key,
-            f"missing or empty: list the tracking hosts of {zone}, e.g. trackingDomains: [{{domain: track.{zone}, default: true}}]",
+            f"missing or empty: list the tracking hosts of {zone}, "
+            f"e.g. trackingDomains: [{{domain: track.{zone}, default: true}}]",
         )
         return []
     hosts: list[tuple[str, TrackingHostArgs]] = []

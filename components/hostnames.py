@@ -62,15 +62,15 @@ def _ascii_label(label: str, original: str) -> str:
         try:
             ascii_label = idna.encode(label, uts46=True).decode("ascii")
         except idna.IDNAError as exc:
-            raise HostnameError(f"'{original}' has the label '{label}', which is not a valid international name ({exc})") from None
+            raise HostnameError(
+                f"'{original}' has the label '{label}', which is not a valid international name ({exc})"
+            ) from None
     if len(ascii_label) > MAX_LABEL_LENGTH:
         raise HostnameError(
             f"'{original}' has a label of {len(ascii_label)} characters: each label may have at most {MAX_LABEL_LENGTH}"
         )
     if not _LDH_LABEL.match(ascii_label):
-        raise HostnameError(
-            f"'{original}' has the label '{label}': labels hold letters, digits and inner hyphens only"
-        )
+        raise HostnameError(f"'{original}' has the label '{label}': labels hold letters, digits and inner hyphens only")
     return ascii_label
 
 

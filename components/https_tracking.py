@@ -63,7 +63,7 @@ class HttpsTracking(pulumi.ComponentResource):
     """A Cloudflare zone, proxied CNAMEs, an SSL rule (Full) and SparkPost tracking domains."""
 
     zone_id: pulumi.Output[str]
-    name_servers: pulumi.Output[list[str]]
+    name_servers: pulumi.Output[Sequence[str]]
     zone_status: pulumi.Output[str]
     hosts: pulumi.Output[dict[str, Any]]
     next_step: pulumi.Output[str]
@@ -198,7 +198,7 @@ class HttpsTracking(pulumi.ComponentResource):
         self.next_step.apply(lambda step: pulumi.log.warn(step, resource=self) if not step.startswith("Done") else None)
 
 
-def next_step(zone: str, status: str, name_servers: list[str] | None, hosts: dict[str, Any]) -> str:
+def next_step(zone: str, status: str, name_servers: Sequence[str] | None, hosts: dict[str, Any]) -> str:
     """What the operator does next for this zone: delegate it, wait for verification, or nothing."""
     if status == "pending":
         return (

@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import secrets
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from components.sparkpost import client as sparkpost_client  # noqa: E402
 from sparkpost_emulator import SparkPostEmulator  # noqa: E402
+
+from components.sparkpost import client as sparkpost_client  # noqa: E402
 
 # Distinctive values, so finding them anywhere they should not be is unambiguous.
 API_KEY = "spk-test-" + secrets.token_hex(16)
@@ -34,7 +35,7 @@ def assert_no_secret(text: str, where: str = "text") -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     places = [("failure text", report.longreprtext), *report.sections]

@@ -27,7 +27,7 @@ URN = "urn:pulumi:test::https-tracking::pulumi-python:dynamic/sparkpost:Tracking
 
 
 def serialized_provider() -> str:
-    return serialize_provider(TrackingDomainProvider())
+    return str(serialize_provider(TrackingDomainProvider()))
 
 
 def decoded_provider(serialized: str) -> bytes:
@@ -92,7 +92,9 @@ class ProviderHost:
     def configure(self, config: dict[str, Any]) -> None:
         self.stub.Configure(provider_pb2.ConfigureRequest(args=_struct(config), acceptSecrets=False))
 
-    def check(self, news: dict[str, Any], olds: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    def check(
+        self, news: dict[str, Any], olds: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         response = self.stub.Check(
             provider_pb2.CheckRequest(urn=URN, olds=_struct(olds or {}), news=_struct(self._with_provider(news)))
         )
@@ -104,7 +106,9 @@ class ProviderHost:
         )
 
     def create(self, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        response = self.stub.Create(provider_pb2.CreateRequest(urn=URN, properties=_struct(self._with_provider(inputs))))
+        response = self.stub.Create(
+            provider_pb2.CreateRequest(urn=URN, properties=_struct(self._with_provider(inputs)))
+        )
         return response.id, _props(response.properties)
 
     def read(self, id_: str, outputs: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:

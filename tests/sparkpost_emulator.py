@@ -24,7 +24,9 @@ NOT_FOUND = {"errors": [{"message": "resource not found"}]}
 UNAUTHORIZED = {"errors": [{"message": "Unauthorized."}]}
 # Bound at import, so a test that stubs time.sleep for the client does not speed up the server.
 _sleep = time.sleep
-_VALID_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+xn--[a-z0-9-]+$")
+_VALID_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+xn--[a-z0-9-]+$"
+)
 
 
 @dataclass
@@ -81,7 +83,7 @@ class SparkPostEmulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{API_PREFIX}"
+        return f"http://{host!s}:{port}{API_PREFIX}"
 
     def __enter__(self) -> SparkPostEmulator:
         self._thread.start()
@@ -119,7 +121,8 @@ class SparkPostEmulator:
     def calls(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
         with self._lock:
             return [
-                r for r in self.log
+                r
+                for r in self.log
                 if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))
             ]
 
@@ -132,10 +135,10 @@ class SparkPostEmulator:
     def handle(self, req: LoggedRequest, auth: str | None) -> tuple[int, Any]:
         if auth != self.api_key:
             return 401, UNAUTHORIZED
-        scope = _scope_of(req.subaccount)
-        if scope == "bad":
+        if req.subaccount is not None and not req.subaccount.isdigit():
             return 400, {"errors": [{"message": "invalid X-MSYS-SUBACCOUNT header", "param": "X-MSYS-SUBACCOUNT"}]}
-        path = req.path[len(API_PREFIX):]
+        scope = int(req.subaccount) if req.subaccount is not None else None
+        path = req.path[len(API_PREFIX) :]
         with self._lock:
             if path == "/tracking-domains":
                 if req.method == "POST":
@@ -267,7 +270,7 @@ class SparkPostEmulator:
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for armed in self._faults:
-                if armed.remaining > 0 and armed.method == method and armed.path.match(path[len(API_PREFIX):]):
+                if armed.remaining > 0 and armed.method == method and armed.path.match(path[len(API_PREFIX) :]):
                     armed.remaining -= 1
                     return armed.fault
         return None
@@ -298,17 +301,11 @@ def _verified_status() -> dict[str, Any]:
     return {"verified": True, "cname_status": "", "compliance_status": "valid"}
 
 
-def _scope_of(header: str | None) -> int | None | str:
-    if header is None:
-        return None
-    return int(header) if header.isdigit() else "bad"
-
-
 def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet server
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _serve(self) -> None:
@@ -362,6 +359,6 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
             if data:
                 self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
+        do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - http.server's names
 
     return Handler

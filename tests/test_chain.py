@@ -52,7 +52,9 @@ def registered_inputs(monitor: RecordingMonitor, changes: dict[str, Any]) -> dic
     return found
 
 
-def test_up_noop_change_destroy(pulumi_mocks: RecordingMonitor, sparkpost: SparkPostEmulator, host: ProviderHost) -> None:
+def test_up_noop_change_destroy(
+    pulumi_mocks: RecordingMonitor, sparkpost: SparkPostEmulator, host: ProviderHost
+) -> None:
     sparkpost.state.verifiable.update({"track.example.com", "click.example.com"})
     config = {
         "sparkpost:apiUrl": sparkpost.url,

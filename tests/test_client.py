@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import urllib3.util.retry
 from conftest import API_KEY, assert_no_secret
 from sparkpost_emulator import Fault, SparkPostEmulator
 
@@ -24,7 +23,7 @@ DOMAIN = "track.example.com"
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record urllib3's retry waits instead of sleeping them."""
     recorded: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
+    monkeypatch.setattr("urllib3.util.retry.time.sleep", recorded.append)
     return recorded
 
 
@@ -56,7 +55,12 @@ def test_lifecycle_calls_and_headers(sparkpost: SparkPostEmulator) -> None:
     assert sparkpost.state.domains == {}
     assert {r.subaccount for r in sparkpost.log} == {"7"}
     assert [(r.method, r.status) for r in sparkpost.log] == [
-        ("POST", 200), ("GET", 200), ("POST", 200), ("PUT", 200), ("GET", 200), ("DELETE", 204)
+        ("POST", 200),
+        ("GET", 200),
+        ("POST", 200),
+        ("PUT", 200),
+        ("GET", 200),
+        ("DELETE", 204),
     ]
     assert sparkpost.log[0].body == {"domain": DOMAIN, "secure": True}
 
@@ -108,7 +112,9 @@ def test_retryable_status_is_retried(sparkpost: SparkPostEmulator, sleeps: list[
     assert [r.status for r in sparkpost.log] == [status, status, 200]
 
 
-def test_backoff_is_exponential_and_waits_before_the_first_retry(sparkpost: SparkPostEmulator, sleeps: list[float]) -> None:
+def test_backoff_is_exponential_and_waits_before_the_first_retry(
+    sparkpost: SparkPostEmulator, sleeps: list[float]
+) -> None:
     sparkpost.fail_next("GET", "/tracking-domains", Fault(status=500), times=3)
     client_for(sparkpost, retry=retry_policy(backoff_factor=1.0, jitter=0.0)).list_tracking_domains()
     assert sleeps == [1.0, 2.0, 4.0]
@@ -118,7 +124,7 @@ def test_jitter_stays_within_its_bound(sparkpost: SparkPostEmulator, sleeps: lis
     sparkpost.fail_next("GET", "/tracking-domains", Fault(status=503), times=3)
     client_for(sparkpost, retry=retry_policy(backoff_factor=1.0, jitter=0.5)).list_tracking_domains()
     assert len(sleeps) == 3
-    for wait, base in zip(sleeps, [1.0, 2.0, 4.0]):
+    for wait, base in zip(sleeps, [1.0, 2.0, 4.0], strict=True):
         assert base <= wait <= base + 0.5
 
 
@@ -173,7 +179,7 @@ def test_conflict_after_a_maybe_applied_attempt_is_marked(sparkpost: SparkPostEm
 
 @pytest.mark.parametrize("bad", ["", "  ", "key with space", "key\nX-Evil: 1", "schlüssel"])
 def test_unusable_key_is_refused_before_any_call(sparkpost: SparkPostEmulator, bad: str) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="SparkPost API key") as info:
         SparkPostClient(bad, sparkpost.url)
     if bad.strip():
         assert bad.strip() not in str(info.value)

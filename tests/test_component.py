@@ -50,7 +50,11 @@ def test_created_zone_page_rule_us(pulumi_mocks: RecordingMonitor) -> Any:
         assert (zone.inputs["name"], zone.inputs["type"], zone.protect) == ("example.com", "full", False)
         record = m.of_type(RECORD)[0]
         assert {k: record.inputs[k] for k in ("name", "type", "content", "proxied", "ttl")} == {
-            "name": "track.example.com", "type": "CNAME", "content": "spgo.io", "proxied": True, "ttl": 1,
+            "name": "track.example.com",
+            "type": "CNAME",
+            "content": "spgo.io",
+            "proxied": True,
+            "ttl": 1,
         }
         rule = m.of_type(PAGE_RULE)[0]
         assert rule.inputs["target"] == "track.example.com/*"
@@ -58,13 +62,20 @@ def test_created_zone_page_rule_us(pulumi_mocks: RecordingMonitor) -> Any:
         assert record.inputs["zoneId"] == rule.inputs["zoneId"] != ""
         td = m.of_type(TRACKING_DOMAIN)[0]
         assert {k: td.inputs[k] for k in ("domain", "secure", "default", "api_url", "verify_timeout")} == {
-            "domain": "track.example.com", "secure": True, "default": True, "api_url": API, "verify_timeout": 0,
+            "domain": "track.example.com",
+            "secure": True,
+            "default": True,
+            "api_url": API,
+            "verify_timeout": 0,
         }
         assert "subaccount" not in td.inputs or td.inputs["subaccount"] is None
         parent = m.of_type(COMPONENT)[0].urn
         assert all(r.parent == parent for r in m.registrations[1:])
         assert [r.name for r in m.registrations[1:]] == [
-            "example.com-zone", "track.example.com-record", "track.example.com-ssl-rule", "track.example.com-tracking-domain",
+            "example.com-zone",
+            "track.example.com-record",
+            "track.example.com-ssl-rule",
+            "track.example.com-tracking-domain",
         ]
 
     return settled(component, then=check)
@@ -78,7 +89,11 @@ def test_creation_order_follows_dependencies(pulumi_mocks: RecordingMonitor) -> 
         m = pulumi_mocks
         zone = m.of_type(ZONE)[0].urn
         for host in ("track.example.com", "click.example.com"):
-            record, rule, td = m.named(f"{host}-record"), m.named(f"{host}-ssl-rule"), m.named(f"{host}-tracking-domain")
+            record, rule, td = (
+                m.named(f"{host}-record"),
+                m.named(f"{host}-ssl-rule"),
+                m.named(f"{host}-tracking-domain"),
+            )
             assert zone in record.dependencies
             assert zone in rule.dependencies and record.urn in rule.dependencies
             assert record.urn in td.dependencies and rule.urn in td.dependencies

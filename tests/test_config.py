@@ -38,67 +38,144 @@ def problems_of(raw: dict[str, Any], secret_keys: list[str] = SECRET, env: dict[
 
 
 BAD = [
-    ("missing zone", config(zone=None),
-     "https-tracking:zone: missing: run `pulumi config set zone example.com`"),
-    ("zone is a URL", config(zone="https://example.com"),
-     "https-tracking:zone: 'https://example.com' is a URL: remove the scheme"),
-    ("host not under the zone", config(trackingDomains=[{"domain": "track.other.com"}]),
-     "https-tracking:trackingDomains[0].domain: 'track.other.com' is not in the zone example.com"),
-    ("host is the apex", config(trackingDomains=["example.com"]),
-     "https-tracking:trackingDomains[0].domain: 'example.com' is the zone apex: use a host below it, such as track.example.com"),
-    ("duplicate hosts", config(trackingDomains=["track.example.com", "TRACK.example.com."]),
-     "https-tracking:trackingDomains[1]: 'track.example.com' is listed twice (also at https-tracking:trackingDomains[0])"),
-    ("two defaults for the account",
-     config(trackingDomains=[{"domain": "a.example.com", "default": True}, {"domain": "b.example.com", "default": True}]),
-     "https-tracking:trackingDomains[1]: 'b.example.com' and 'a.example.com' are both the default for the primary account"),
-    ("two defaults for one subaccount",
-     config(trackingDomains=[{"domain": "a.example.com", "default": True, "subaccount": 4},
-                             {"domain": "b.example.com", "default": True, "subaccount": 4}]),
-     "are both the default for subaccount 4"),
-    ("unknown region", config(region="ap"),
-     "https-tracking:region: 'ap' is not a SparkPost region: use one of us, eu"),
-    ("unknown sslRule", config(sslRule="flexible"),
-     "https-tracking:sslRule: 'flexible' is not an SSL rule kind: use one of page-rule, configuration-rule"),
-    ("non-numeric subaccount", config(trackingDomains=[{"domain": "track.example.com", "subaccount": "twelve"}]),
-     "https-tracking:trackingDomains[0].subaccount: must be a SparkPost subaccount id (a whole number, 0 or more), got 'twelve'"),
-    ("negative subaccount", config(trackingDomains=[{"domain": "track.example.com", "subaccount": -3}]),
-     "got -3"),
-    ("default not a boolean", config(trackingDomains=[{"domain": "track.example.com", "default": "yes"}]),
-     "https-tracking:trackingDomains[0].default: must be true or false, got 'yes'"),
-    ("typo in a host key", config(trackingDomains=[{"domain": "track.example.com", "defualt": True}]),
-     "https-tracking:trackingDomains[0].defualt: unknown setting: did you mean 'default'?"),
-    ("typo in a stack key", config(sslrule="page-rule"),
-     "https-tracking:sslrule: unknown setting: did you mean 'https-tracking:sslRule'?"),
-    ("no tracking domains", config(trackingDomains=None),
-     "https-tracking:trackingDomains: missing or empty: list the tracking hosts of example.com"),
+    ("missing zone", config(zone=None), "https-tracking:zone: missing: run `pulumi config set zone example.com`"),
+    (
+        "zone is a URL",
+        config(zone="https://example.com"),
+        "https-tracking:zone: 'https://example.com' is a URL: remove the scheme",
+    ),
+    (
+        "host not under the zone",
+        config(trackingDomains=[{"domain": "track.other.com"}]),
+        "https-tracking:trackingDomains[0].domain: 'track.other.com' is not in the zone example.com",
+    ),
+    (
+        "host is the apex",
+        config(trackingDomains=["example.com"]),
+        "https-tracking:trackingDomains[0].domain: 'example.com' is the zone apex: use a host below it, such as track.example.com",
+    ),
+    (
+        "duplicate hosts",
+        config(trackingDomains=["track.example.com", "TRACK.example.com."]),
+        "https-tracking:trackingDomains[1]: 'track.example.com' is listed twice (also at https-tracking:trackingDomains[0])",
+    ),
+    (
+        "two defaults for the account",
+        config(
+            trackingDomains=[{"domain": "a.example.com", "default": True}, {"domain": "b.example.com", "default": True}]
+        ),
+        "https-tracking:trackingDomains[1]: 'b.example.com' and 'a.example.com' are both the default for the primary account",
+    ),
+    (
+        "two defaults for one subaccount",
+        config(
+            trackingDomains=[
+                {"domain": "a.example.com", "default": True, "subaccount": 4},
+                {"domain": "b.example.com", "default": True, "subaccount": 4},
+            ]
+        ),
+        "are both the default for subaccount 4",
+    ),
+    ("unknown region", config(region="ap"), "https-tracking:region: 'ap' is not a SparkPost region: use one of us, eu"),
+    (
+        "unknown sslRule",
+        config(sslRule="flexible"),
+        "https-tracking:sslRule: 'flexible' is not an SSL rule kind: use one of page-rule, configuration-rule",
+    ),
+    (
+        "non-numeric subaccount",
+        config(trackingDomains=[{"domain": "track.example.com", "subaccount": "twelve"}]),
+        "https-tracking:trackingDomains[0].subaccount: must be a SparkPost subaccount id (a whole number, 0 or more), got 'twelve'",
+    ),
+    ("negative subaccount", config(trackingDomains=[{"domain": "track.example.com", "subaccount": -3}]), "got -3"),
+    (
+        "default not a boolean",
+        config(trackingDomains=[{"domain": "track.example.com", "default": "yes"}]),
+        "https-tracking:trackingDomains[0].default: must be true or false, got 'yes'",
+    ),
+    (
+        "typo in a host key",
+        config(trackingDomains=[{"domain": "track.example.com", "defualt": True}]),
+        "https-tracking:trackingDomains[0].defualt: unknown setting: did you mean 'default'?",
+    ),
+    (
+        "typo in a stack key",
+        config(sslrule="page-rule"),
+        "https-tracking:sslrule: unknown setting: did you mean 'https-tracking:sslRule'?",
+    ),
+    (
+        "no tracking domains",
+        config(trackingDomains=None),
+        "https-tracking:trackingDomains: missing or empty: list the tracking hosts of example.com",
+    ),
     ("empty tracking domains", config(trackingDomains=[]), "missing or empty"),
-    ("both trackingDomain and trackingDomains", config(trackingDomain="track.example.com"),
-     "https-tracking:trackingDomain: given together with trackingDomains"),
-    ("no account id to create the zone", config(cloudflareAccountId=None),
-     "https-tracking:cloudflareAccountId: missing: creating the zone example.com needs the Cloudflare account id"),
-    ("malformed account id", config(cloudflareAccountId="acme"),
-     "https-tracking:cloudflareAccountId: 'acme' is not a Cloudflare account id (32 hex digits)"),
-    ("malformed zone id", config(zoneId="123"),
-     "https-tracking:zoneId: '123' is not a Cloudflare zone id (32 hex digits"),
-    ("bad cnameTarget", config(cnameTarget="https://acme.et.e.sparkpost.com"),
-     "https-tracking:cnameTarget: 'https://acme.et.e.sparkpost.com' is a URL"),
-    ("bad verifyTimeout", config(verifyTimeout="soon"),
-     "https-tracking:verifyTimeout: must be a number of seconds from 0 to 3600, got 'soon'"),
-    ("bad API URL", config(**{"sparkpost:apiUrl": "api.sparkpost.com"}),
-     "sparkpost:apiUrl: API URL 'api.sparkpost.com' is not an http(s) URL"),
-    ("over the largest page-rule quota", config(trackingDomains=[f"t{i}.example.com" for i in range(126)]),
-     "https-tracking:sslRule: 126 page rules in zone example.com: Cloudflare allows per zone Free 3, Pro 20, Business 50, Enterprise 125"),
-    ("zones and zone together", config(zones=[{"zone": "example.org", "trackingDomains": ["t.example.org"]}]),
-     "https-tracking:zones: given together with top-level zone, trackingDomains"),
-    ("same zone twice in zones",
-     config(zone=None, trackingDomains=None,
-            zones=[{"zone": "example.org", "trackingDomains": ["a.example.org"]},
-                   {"zone": "EXAMPLE.org", "trackingDomains": ["b.example.org"]}]),
-     "https-tracking:zones[1].zone: 'example.org' is configured twice (also at https-tracking:zones[0].zone)"),
-    ("zone block without zone", config(zone=None, trackingDomains=None, zones=[{"trackingDomains": ["a.example.org"]}]),
-     "https-tracking:zones[0].zone: missing"),
-    ("zone block not a mapping", config(zone=None, trackingDomains=None, zones=["example.org"]),
-     "https-tracking:zones[0]: must be a mapping"),
+    (
+        "both trackingDomain and trackingDomains",
+        config(trackingDomain="track.example.com"),
+        "https-tracking:trackingDomain: given together with trackingDomains",
+    ),
+    (
+        "no account id to create the zone",
+        config(cloudflareAccountId=None),
+        "https-tracking:cloudflareAccountId: missing: creating the zone example.com needs the Cloudflare account id",
+    ),
+    (
+        "malformed account id",
+        config(cloudflareAccountId="acme"),
+        "https-tracking:cloudflareAccountId: 'acme' is not a Cloudflare account id (32 hex digits)",
+    ),
+    (
+        "malformed zone id",
+        config(zoneId="123"),
+        "https-tracking:zoneId: '123' is not a Cloudflare zone id (32 hex digits",
+    ),
+    (
+        "bad cnameTarget",
+        config(cnameTarget="https://acme.et.e.sparkpost.com"),
+        "https-tracking:cnameTarget: 'https://acme.et.e.sparkpost.com' is a URL",
+    ),
+    (
+        "bad verifyTimeout",
+        config(verifyTimeout="soon"),
+        "https-tracking:verifyTimeout: must be a number of seconds from 0 to 3600, got 'soon'",
+    ),
+    (
+        "bad API URL",
+        config(**{"sparkpost:apiUrl": "api.sparkpost.com"}),
+        "sparkpost:apiUrl: API URL 'api.sparkpost.com' is not an http(s) URL",
+    ),
+    (
+        "over the largest page-rule quota",
+        config(trackingDomains=[f"t{i}.example.com" for i in range(126)]),
+        "https-tracking:sslRule: 126 page rules in zone example.com: Cloudflare allows per zone Free 3, Pro 20, Business 50, Enterprise 125",
+    ),
+    (
+        "zones and zone together",
+        config(zones=[{"zone": "example.org", "trackingDomains": ["t.example.org"]}]),
+        "https-tracking:zones: given together with top-level zone, trackingDomains",
+    ),
+    (
+        "same zone twice in zones",
+        config(
+            zone=None,
+            trackingDomains=None,
+            zones=[
+                {"zone": "example.org", "trackingDomains": ["a.example.org"]},
+                {"zone": "EXAMPLE.org", "trackingDomains": ["b.example.org"]},
+            ],
+        ),
+        "https-tracking:zones[1].zone: 'example.org' is configured twice (also at https-tracking:zones[0].zone)",
+    ),
+    (
+        "zone block without zone",
+        config(zone=None, trackingDomains=None, zones=[{"trackingDomains": ["a.example.org"]}]),
+        "https-tracking:zones[0].zone: missing",
+    ),
+    (
+        "zone block not a mapping",
+        config(zone=None, trackingDomains=None, zones=["example.org"]),
+        "https-tracking:zones[0]: must be a mapping",
+    ),
 ]
 
 
@@ -131,9 +208,16 @@ def test_credentials_from_the_environment() -> None:
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    raw = config(zone="example.com", region="ap", sslRule="x", trackingDomains=["t.other.com"], cloudflareAccountId=None)
+    raw = config(
+        zone="example.com", region="ap", sslRule="x", trackingDomains=["t.other.com"], cloudflareAccountId=None
+    )
     problems = problems_of(raw)
-    assert [p.split(":")[1] for p in problems] == ["region", "cloudflareAccountId", "sslRule", "trackingDomains[0].domain"]
+    assert [p.split(":")[1] for p in problems] == [
+        "region",
+        "cloudflareAccountId",
+        "sslRule",
+        "trackingDomains[0].domain",
+    ]
     with pytest.raises(ConfigError) as info:
         parse_settings(raw, secret_keys=SECRET, env={})
     assert str(info.value).startswith("The stack configuration has 4 problems; nothing was created or changed:\n  - ")
@@ -144,16 +228,31 @@ def test_single_zone_settings() -> None:
     ((zone, args),) = settings.zones
     assert zone == "example.com"
     assert (args.zone, args.account_id, args.zone_id, args.protect_zone, args.ssl_rule) == (
-        "example.com", ACCOUNT, None, False, "page-rule"
+        "example.com",
+        ACCOUNT,
+        None,
+        False,
+        "page-rule",
     )
-    assert (args.cname_target, args.sparkpost_api_url, args.verify_timeout) == ("spgo.io", "https://api.sparkpost.com/api/v1", 0)
+    assert (args.cname_target, args.sparkpost_api_url, args.verify_timeout) == (
+        "spgo.io",
+        "https://api.sparkpost.com/api/v1",
+        0,
+    )
     assert [(h.domain, h.default, h.subaccount) for h in args.hosts] == [("track.example.com", True, None)]
     assert settings.warnings == ()
 
 
 def test_eu_region_custom_target_existing_zone_and_string_booleans() -> None:
-    raw = config(region="eu", zoneId=ZONE_ID, cloudflareAccountId=None, protectZone="true",
-                 trackingDomain="Tráck.Example.com", trackingDomains=None, verifyTimeout="90")
+    raw = config(
+        region="eu",
+        zoneId=ZONE_ID,
+        cloudflareAccountId=None,
+        protectZone="true",
+        trackingDomain="Tráck.Example.com",
+        trackingDomains=None,
+        verifyTimeout="90",
+    )
     settings = parse_settings(raw, secret_keys=SECRET, env={})
     ((_, args),) = settings.zones
     assert (args.cname_target, args.sparkpost_api_url) == ("eu.spgo.io", "https://api.eu.sparkpost.com/api/v1")
@@ -164,8 +263,11 @@ def test_eu_region_custom_target_existing_zone_and_string_booleans() -> None:
         "deleted by this stack",
     )
     enterprise = parse_settings(
-        config(cnameTarget="acme.et.e.sparkpost.com", **{"sparkpost:apiUrl": "https://acme.api.e.sparkpost.com/api/v1"}),
-        secret_keys=SECRET, env={},
+        config(
+            cnameTarget="acme.et.e.sparkpost.com", **{"sparkpost:apiUrl": "https://acme.api.e.sparkpost.com/api/v1"}
+        ),
+        secret_keys=SECRET,
+        env={},
     )
     assert enterprise.zones[0][1].cname_target == "acme.et.e.sparkpost.com"
     assert enterprise.zones[0][1].sparkpost_api_url == "https://acme.api.e.sparkpost.com/api/v1"
@@ -173,17 +275,34 @@ def test_eu_region_custom_target_existing_zone_and_string_booleans() -> None:
 
 def test_several_zones_share_defaults_and_one_default_per_scope() -> None:
     raw = config(
-        zone=None, trackingDomains=None, sslRule="configuration-rule", protectZone=True,
+        zone=None,
+        trackingDomains=None,
+        sslRule="configuration-rule",
+        protectZone=True,
         zones=[
             {"zone": "example.org", "trackingDomains": [{"domain": "t.example.org", "default": True}]},
-            {"zone": "example.net", "sslRule": "page-rule", "zoneId": ZONE_ID,
-             "trackingDomains": [{"domain": "t.example.net", "default": True, "subaccount": 2}]},
+            {
+                "zone": "example.net",
+                "sslRule": "page-rule",
+                "zoneId": ZONE_ID,
+                "trackingDomains": [{"domain": "t.example.net", "default": True, "subaccount": 2}],
+            },
         ],
     )
     settings = parse_settings(raw, secret_keys=SECRET, env={})
     (org, org_args), (net, net_args) = settings.zones
-    assert (org, org_args.ssl_rule, org_args.protect_zone, org_args.account_id) == ("example.org", "configuration-rule", True, ACCOUNT)
-    assert (net, net_args.ssl_rule, net_args.zone_id, net_args.protect_zone) == ("example.net", "page-rule", ZONE_ID, False)
+    assert (org, org_args.ssl_rule, org_args.protect_zone, org_args.account_id) == (
+        "example.org",
+        "configuration-rule",
+        True,
+        ACCOUNT,
+    )
+    assert (net, net_args.ssl_rule, net_args.zone_id, net_args.protect_zone) == (
+        "example.net",
+        "page-rule",
+        ZONE_ID,
+        False,
+    )
 
 
 def test_page_rules_over_the_free_quota_are_warned() -> None:
@@ -197,6 +316,7 @@ def test_page_rules_over_the_free_quota_are_warned() -> None:
     )
     many = parse_settings(
         config(sslRule="configuration-rule", trackingDomains=[f"t{i}.example.com" for i in range(200)]),
-        secret_keys=SECRET, env={},
+        secret_keys=SECRET,
+        env={},
     )
     assert many.warnings == () and len(many.zones[0][1].hosts) == 200

@@ -36,7 +36,10 @@ def stack_file_config(name: str) -> tuple[dict[str, str], list[str]]:
 
 
 def exports() -> dict[str, Any]:
-    return pulumi.runtime.get_root_resource().outputs  # type: ignore[union-attr]
+    stack = pulumi.runtime.get_root_resource()
+    assert stack is not None
+    outputs: dict[str, Any] = stack.outputs  # type: ignore[attr-defined]
+    return outputs
 
 
 # --- project and stack files ----------------------------------------------------------------
@@ -51,8 +54,12 @@ def test_pulumi_yaml_declares_the_project() -> None:
         assert key in STACK_KEYS, key
         assert spec["type"] in ("string", "integer", "boolean", "array") and spec["description"] and "default" in spec
     defaults = {f"https-tracking:{k}": spec["default"] for k, spec in project["config"].items()}
-    minimal = {"https-tracking:zone": "example.com", "https-tracking:cloudflareAccountId": "0" * 32,
-               "https-tracking:trackingDomains": ["track.example.com"], **defaults}
+    minimal = {
+        "https-tracking:zone": "example.com",
+        "https-tracking:cloudflareAccountId": "0" * 32,
+        "https-tracking:trackingDomains": ["track.example.com"],
+        **defaults,
+    }
     parse_settings(minimal, env={"SPARKPOST_API_KEY": "k", "CLOUDFLARE_API_TOKEN": "t"})
     text = (ROOT / "Pulumi.yaml").read_text()
     for key in [*STACK_KEYS, *SECRET_KEYS[:2], "sparkpost:apiUrl"]:
@@ -124,15 +131,17 @@ def test_program_exports_name_servers_first_and_next_steps(pulumi_mocks: Recordi
 
 @pulumi.runtime.test
 def test_program_builds_one_component_per_zone(pulumi_mocks: RecordingMonitor) -> Any:
-    set_config({
-        "https-tracking:zone": None,
-        "https-tracking:trackingDomains": None,
-        "https-tracking:sslRule": "configuration-rule",
-        "https-tracking:zones": [
-            {"zone": "example.org", "trackingDomains": ["a.example.org", "b.example.org"]},
-            {"zone": "example.net", "trackingDomains": [{"domain": "t.example.net", "default": True}]},
-        ],
-    })
+    set_config(
+        {
+            "https-tracking:zone": None,
+            "https-tracking:trackingDomains": None,
+            "https-tracking:sslRule": "configuration-rule",
+            "https-tracking:zones": [
+                {"zone": "example.org", "trackingDomains": ["a.example.org", "b.example.org"]},
+                {"zone": "example.net", "trackingDomains": [{"domain": "t.example.net", "default": True}]},
+            ],
+        }
+    )
     program = run_program()
 
     def check(_: Any) -> None:

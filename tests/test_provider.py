@@ -102,7 +102,11 @@ def test_create_verified_at_once_with_default_takes_three_calls(sparkpost: Spark
     outs = result.outs
     assert outs is not None
     assert (outs["verified"], outs["default"], outs["default_pending"], outs["secure"], outs["port"]) == (
-        True, True, False, True, 443
+        True,
+        True,
+        False,
+        True,
+        443,
     )
     assert outs["tracking_url"] == f"https://{DOMAIN}"
     assert outs["message"] == ""
@@ -124,7 +128,10 @@ def test_create_not_yet_verifiable_succeeds_and_says_what_to_do(sparkpost: Spark
     assert methods(sparkpost) == ["POST ", f"POST /{DOMAIN}/verify"]
     assert (outs["verified"], outs["default"], outs["default_pending"]) == (False, False, True)
     assert f'SparkPost said: "HTTP request to https://{DOMAIN}:443 failed.' in outs["message"]
-    assert "name servers" in outs["message"] and "run `pulumi up` again to verify it and make it the default" in outs["message"]
+    assert (
+        "name servers" in outs["message"]
+        and "run `pulumi up` again to verify it and make it the default" in outs["message"]
+    )
     assert DOMAIN in sparkpost.state.domains
 
 
@@ -135,7 +142,7 @@ def test_create_polls_verify_until_it_passes(sparkpost: SparkPostEmulator, monke
         waits.append(seconds)
         sparkpost.state.verifiable.add(DOMAIN)
 
-    monkeypatch.setattr(provider_module.time, "sleep", dns_arrives_while_waiting)
+    monkeypatch.setattr("components.sparkpost.provider.time.sleep", dns_arrives_while_waiting)
     outs = configured().create(inputs(sparkpost, default=True, verify_timeout=600)).outs
     assert outs is not None and outs["verified"] and outs["default"]
     assert methods(sparkpost) == ["POST ", f"POST /{DOMAIN}/verify", f"POST /{DOMAIN}/verify", f"PUT /{DOMAIN}"]
@@ -168,7 +175,7 @@ def test_create_adopts_an_existing_domain_and_delete_gives_it_back(sparkpost: Sp
 
 def test_create_refuses_a_domain_owned_by_another_subaccount(sparkpost: SparkPostEmulator) -> None:
     sparkpost.add_domain(DOMAIN, subaccount=3)
-    with pytest.raises(RuntimeError, match="already exists, but not in subaccount 9.*set `subaccount`"):
+    with pytest.raises(RuntimeError, match=r"already exists, but not in subaccount 9.*set `subaccount`"):
         configured().create(inputs(sparkpost, subaccount=9))
     assert sparkpost.state.domains[DOMAIN]["subaccount_id"] == 3
     assert methods(sparkpost) == ["POST ", f"GET /{DOMAIN}"]
@@ -219,7 +226,9 @@ def test_create_with_a_refused_key_explains_without_the_key(sparkpost: SparkPost
     assert sparkpost.state.domains == {}
 
 
-def test_missing_key_is_a_clear_error_before_any_call(sparkpost: SparkPostEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_is_a_clear_error_before_any_call(
+    sparkpost: SparkPostEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SPARKPOST_API_KEY", raising=False)
     provider = TrackingDomainProvider()
     provider.configure(ConfigureRequest(Config({}, "https-tracking")))
@@ -274,7 +283,11 @@ def test_diff_same_inputs_is_no_change_and_no_call(sparkpost: SparkPostEmulator,
     ],
 )
 def test_diff_replaces(
-    sparkpost: SparkPostEmulator, created: dict[str, Any], change: dict[str, Any], replaces: list[str], delete_first: bool
+    sparkpost: SparkPostEmulator,
+    created: dict[str, Any],
+    change: dict[str, Any],
+    replaces: list[str],
+    delete_first: bool,
 ) -> None:
     news = dict(inputs(sparkpost, default=True), **change)
     result = configured().diff(DOMAIN, created, news)
@@ -283,7 +296,9 @@ def test_diff_replaces(
 
 
 @pytest.mark.parametrize("change", [{"secure": False}, {"default": False}])
-def test_diff_updates_secure_and_default(sparkpost: SparkPostEmulator, created: dict[str, Any], change: dict[str, Any]) -> None:
+def test_diff_updates_secure_and_default(
+    sparkpost: SparkPostEmulator, created: dict[str, Any], change: dict[str, Any]
+) -> None:
     result = configured().diff(DOMAIN, created, dict(inputs(sparkpost, default=True), **change))
     assert (result.changes, result.replaces) == (True, [])
 
@@ -332,7 +347,10 @@ def test_update_converges_a_pending_default_once_verifiable(sparkpost: SparkPost
     outs = provider.update(DOMAIN, pending, inputs(sparkpost, default=True)).outs
     assert methods(sparkpost) == [f"POST /{DOMAIN}/verify", f"PUT /{DOMAIN}"]
     assert outs is not None and (outs["verified"], outs["default"], outs["default_pending"], outs["message"]) == (
-        True, True, False, ""
+        True,
+        True,
+        False,
+        "",
     )
     assert provider.diff(DOMAIN, outs, inputs(sparkpost, default=True)).changes is False
 
@@ -352,20 +370,28 @@ def test_update_keeps_adoption_record(sparkpost: SparkPostEmulator) -> None:
     outs = provider.create(inputs(sparkpost)).outs
     assert outs is not None
     updated = provider.update(DOMAIN, outs, inputs(sparkpost, default=True)).outs
-    assert updated is not None and updated["adopted"] is True and updated["previous"] == {"secure": False, "default": False}
+    assert (
+        updated is not None
+        and updated["adopted"] is True
+        and updated["previous"] == {"secure": False, "default": False}
+    )
 
 
 # --- read (refresh) -------------------------------------------------------------------------
 
 
-def test_read_reports_live_state_in_one_call_and_leaves_no_diff(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+def test_read_reports_live_state_in_one_call_and_leaves_no_diff(
+    sparkpost: SparkPostEmulator, created: dict[str, Any]
+) -> None:
     sparkpost.state.domains[DOMAIN]["default"] = False  # changed outside Pulumi
     provider = configured()
     result = provider.read(DOMAIN, created)
+    assert result.outs is not None
     assert methods(sparkpost) == [f"GET /{DOMAIN}"]
     assert result.id == DOMAIN
     assert result.outs["default"] is False and result.outs["default_pending"] is True
-    assert result.inputs is not None and result.inputs["default"] is False
+    assert result.inputs is not None
+    assert result.inputs["default"] is False
     assert provider.diff(DOMAIN, result.outs, dict(result.inputs)).changes is False
     # ...and the program, which still asks for default, converges on the next up.
     assert provider.diff(DOMAIN, result.outs, inputs(sparkpost, default=True)).changes is True

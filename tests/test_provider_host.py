@@ -106,7 +106,7 @@ def test_key_from_the_environment_of_the_host(sparkpost: SparkPostEmulator) -> N
     with ProviderHost(env={"SPARKPOST_API_KEY": API_KEY}) as from_env:
         from_env.configure({})
         inputs, _ = from_env.check({"domain": DOMAIN, "api_url": sparkpost.url})
-        id_, outs = from_env.create(inputs)
+        id_, _ = from_env.create(inputs)
         assert id_ == DOMAIN and DOMAIN in sparkpost.state.domains
         assert_no_secret(from_env.stderr_text(), "the provider host's stderr")
 

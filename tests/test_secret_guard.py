@@ -27,7 +27,9 @@ def run_guard(longrepr: str, sections: list[tuple[str, str]]) -> Any:
         ("failure text", [], "Error: {}"),
     ],
 )
-def test_guard_fails_a_report_showing_a_secret(secret: str, place: str, sections: list[tuple[str, str]], longrepr: str) -> None:
+def test_guard_fails_a_report_showing_a_secret(
+    secret: str, place: str, sections: list[tuple[str, str]], longrepr: str
+) -> None:
     report = run_guard(longrepr.format(secret), [(name, text.format(secret)) for name, text in sections])
     assert report.outcome == "failed"
     assert report.longrepr == f"a secret (SparkPost API key or Cloudflare token) appeared in: {place}"

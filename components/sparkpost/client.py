@@ -24,7 +24,6 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-
 log = logging.getLogger(__name__)
 
 # Status codes worth another try: rate limited, or the server could not answer this time.
@@ -49,7 +48,7 @@ class SparkPostRetry(Retry):
         if attempts == 0:
             return 0.0
         # urllib3 waits 0 before the first retry; SparkPost's guidance is to wait before every retry.
-        value = self.backoff_factor * (2 ** (attempts - 1)) + self.backoff_jitter * random.random()
+        value = self.backoff_factor * (2 ** (attempts - 1)) + self.backoff_jitter * random.random()  # noqa: S311 - jitter, not crypto
         return float(max(0.0, min(self.backoff_max, value)))
 
 
@@ -93,9 +92,7 @@ def normalize_base_url(url: str) -> str:
     """Validate an explicit API base URL (Enterprise tenant or a local endpoint); drop a trailing '/'."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(
-            f"API URL '{url}' is not an http(s) URL: give one such as 'https://api.sparkpost.com/api/v1'"
-        )
+        raise ValueError(f"API URL '{url}' is not an http(s) URL: give one such as 'https://api.sparkpost.com/api/v1'")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"API URL '{url}' must not carry a query, fragment or credentials")
     return url.strip().rstrip("/")
@@ -137,9 +134,7 @@ def _check_api_key(api_key: str) -> str:
         raise ValueError("SparkPost API key is empty: set sparkpost:apiKey (secret) or SPARKPOST_API_KEY")
     key = api_key.strip()
     if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
-        raise ValueError(
-            "SparkPost API key has spaces or characters an HTTP header cannot carry: copy the key again"
-        )
+        raise ValueError("SparkPost API key has spaces or characters an HTTP header cannot carry: copy the key again")
     return key
 
 
@@ -211,9 +206,7 @@ class SparkPostClient:
             raise SparkPostError(200, "expected a list of tracking domains", method="GET", path="/tracking-domains")
         return results
 
-    def update_tracking_domain(
-        self, domain: str, *, secure: bool | None = None, default: bool | None = None
-    ) -> None:
+    def update_tracking_domain(self, domain: str, *, secure: bool | None = None, default: bool | None = None) -> None:
         """PUT /tracking-domains/{domain}. 422 when `default` is asked of an unverified domain."""
         body = {k: v for k, v in (("secure", secure), ("default", default)) if v is not None}
         self._call("PUT", _domain_path(domain), body=body)
@@ -277,7 +270,7 @@ class SparkPostClient:
             if not isinstance(payload, dict) or "results" not in payload:
                 raise SparkPostError(
                     response.status_code,
-                    "the answer was not the JSON SparkPost sends ({\"results\": ...}); try again later",
+                    'the answer was not the JSON SparkPost sends ({"results": ...}); try again later',
                     method=method,
                     path=path,
                 )

@@ -344,7 +344,7 @@ def _verify(client: SparkPostClient, domain: str, timeout: float) -> tuple[bool,
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False, reason
-        time.sleep(min(remaining, wait * (0.5 + random.random() / 2)))
+        time.sleep(min(remaining, wait * (0.5 + random.random() / 2)))  # noqa: S311 - jitter, not crypto
         wait = min(wait * 2, VERIFY_MAX_WAIT)
 
 
