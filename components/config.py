@@ -77,8 +77,13 @@ def parse_settings(
     *,
     secret_keys: Collection[str] = (),
     env: Mapping[str, str] | None = None,
+    require_credentials: bool = True,
 ) -> StackSettings:
-    """Validate the whole configuration; raise ConfigError listing every problem, or return settings."""
+    """Validate the whole configuration; raise ConfigError listing every problem, or return settings.
+
+    `require_credentials=False` serves readers that need no Cloudflare or SparkPost access (the check
+    command reading a stack file).
+    """
     env = os.environ if env is None else env
     problems = _Problems()
     project = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(PROJECT + ":")}
@@ -89,7 +94,8 @@ def parse_settings(
             hint = f"did you mean '{PROJECT}:{guess[0]}'?" if guess else f"known keys: {', '.join(STACK_KEYS)}"
             problems.error(f"{PROJECT}:{key}", f"unknown setting: {hint}")
 
-    _check_credentials(raw, secret_keys, env, problems)
+    if require_credentials:
+        _check_credentials(raw, secret_keys, env, problems)
 
     region = project.get("region", "us")
     if region not in REGIONS:

@@ -103,3 +103,26 @@ def set_config(changes: dict[str, Any], secrets: list[str] | None = None) -> Non
         else:
             config[key] = value if isinstance(value, str) else json.dumps(value)
     pulumi.runtime.set_all_config(config, BASE_SECRETS if secrets is None else secrets)
+
+
+# --- real network peers for the check command ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dns_server() -> Iterator[Any]:
+    """NSD serving the test zones on a high port (never skipped: CI installs NSD)."""
+    from network_fakes import NsdServer
+
+    server = NsdServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def edge() -> Iterator[Any]:
+    """TLS + HTTP responder answering like Cloudflare's edge in front of SparkPost."""
+    from network_fakes import EdgeResponder
+
+    responder = EdgeResponder()
+    yield responder
+    responder.close()

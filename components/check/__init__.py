@@ -1,0 +1,1 @@
+"""The check command: is HTTPS tracking really working for a host, and if not, why and what to do."""

@@ -1,0 +1,123 @@
+"""TLS probe: handshake with SNI to the host's address; chain, host name and days to expiry."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from typing import Any
+
+from components.check.results import ProbeResult
+
+WARN_DAYS = 14
+# OpenSSL verify codes (x509_vfy.h) that call for different remedies.
+EXPIRED, NOT_YET_VALID, HOSTNAME_MISMATCH = 10, 9, 62
+UNTRUSTED = {2, 18, 19, 20, 21}
+
+
+def tls_context(ca_bundle: str | None, *, verify: bool = True) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_bundle)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def probe_tls(
+    host: str, address: str, port: int, *, ca_bundle: str | None, timeout: float, managed: bool = False
+) -> ProbeResult:
+    who = "SparkPost's managed certificate" if managed else "Cloudflare's edge certificate"
+    try:
+        with (
+            socket.create_connection((address, port), timeout=timeout) as raw,
+            tls_context(ca_bundle).wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            cert = tls.getpeercert() or {}
+            version = tls.version()
+    except ssl.SSLCertVerificationError as exc:
+        return _verification_failure(host, exc, who, managed)
+    except ssl.SSLError as exc:
+        return ProbeResult(
+            "tls",
+            f"TLS handshake with {host} failed",
+            error=f"handshake failed: {exc.reason}",
+            remedy=f"the server offered no certificate for {host}: "
+            + (
+                "enable the managed certificate (certificate/enable)"
+                if managed
+                else "check the record is proxied and the zone is active in Cloudflare"
+            ),
+        )
+    except OSError as exc:
+        return ProbeResult(
+            "tls",
+            f"no connection to {address}:{port}",
+            error=f"could not connect: {exc.strerror or type(exc).__name__}",
+            remedy="check the host answers on port 443 (proxied records do, through Cloudflare)",
+        )
+    expires = ssl.cert_time_to_seconds(str(cert.get("notAfter")))
+    days = int((expires - time.time()) // 86400)
+    issuer = _issuer_name(cert)
+    summary = f"{version}, certificate for {host} from {issuer}, valid {days} more days"
+    details = {"days_left": days, "issuer": issuer}
+    if days < WARN_DAYS:
+        return ProbeResult(
+            "tls",
+            summary,
+            warnings=(f"the certificate expires in {days} days",),
+            remedy="it should renew by itself: "
+            + (
+                "check tls_certificate.error_code in SparkPost"
+                if managed
+                else "check SSL/TLS > Edge Certificates in Cloudflare"
+            ),
+            details=details,
+        )
+    return ProbeResult("tls", summary, details=details)
+
+
+def _issuer_name(cert: dict[str, Any]) -> str:
+    # getpeercert() gives the issuer as ((("organizationName", "..."),), ...): relative names of pairs.
+    for relative_name in cert.get("issuer", ()):
+        for key, value in relative_name:
+            if key == "organizationName":
+                return str(value)
+    return "an unnamed issuer"
+
+
+def _verification_failure(host: str, exc: ssl.SSLCertVerificationError, who: str, managed: bool) -> ProbeResult:
+    code = exc.verify_code
+    if code == EXPIRED:
+        return ProbeResult(
+            "tls",
+            f"certificate for {host} has expired",
+            error=f"{who} has expired",
+            remedy="SparkPost renews managed certificates: see tls_certificate.error_code in the sparkpost probe"
+            if managed
+            else "in Cloudflare, SSL/TLS > Edge Certificates: Universal SSL renews while the zone is active",
+        )
+    if code == HOSTNAME_MISMATCH:
+        return ProbeResult(
+            "tls",
+            f"certificate does not name {host}",
+            error=f"the certificate is not valid for {host}",
+            remedy="the CNAME must point at v2.spgo.io (EU eu.v2.spgo.io) and the certificate be enabled"
+            if managed
+            else "the record must be proxied (orange cloud) so Cloudflare's certificate answers; a DNS-only "
+            "record reaches SparkPost's certificate, which names spgo.io",
+        )
+    if code in UNTRUSTED:
+        return ProbeResult(
+            "tls",
+            f"certificate for {host} is not trusted",
+            error=f"untrusted certificate chain ({exc.verify_message})",
+            remedy="the host must serve a publicly trusted certificate: "
+            + ("SparkPost's managed certificate" if managed else "Cloudflare's edge certificate")
+            + " (pass --ca-bundle for a private CA)",
+        )
+    return ProbeResult(
+        "tls",
+        f"certificate for {host} failed verification",
+        error=f"{exc.verify_message} (code {code})",
+        remedy="check the certificate the host serves",
+    )

@@ -1,0 +1,217 @@
+"""Real network peers on loopback for the check command: NSD serving test zones, and a TLS server
+that answers like Cloudflare's edge in front of SparkPost (or like its error pages).
+
+NSD comes from Debian's packages (.ci/run installs it). Its absence fails the tests that need it:
+they never skip.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dns.exception
+import dns.resolver
+import trustme
+
+_sleep = time.sleep  # bound at import: tests may stub time.sleep for clients
+
+CLOUDFLARE_NS = ("ada.ns.cloudflare.com.", "bob.ns.cloudflare.com.")
+
+ZONES = {
+    "example.com": [
+        "@ IN NS ada.ns.cloudflare.com.",
+        "@ IN NS bob.ns.cloudflare.com.",
+        *(
+            f"{name} IN A 127.0.0.1"
+            for name in ("track", "expired", "wronghost", "e525", "e526", "e1014", "e521", "loop", "slow")
+        ),
+        "grey IN CNAME spgo.io.",
+        "dangling IN CNAME spgo.io.",
+        "managed IN CNAME v2.spgo.io.",
+        "proxiedmanaged IN A 127.0.0.1",
+    ],
+    # Still at the registrar's parking name servers: not delegated to Cloudflare.
+    "stale.com": ["@ IN NS ns1.parking-registrar.net.", "@ IN NS ns2.parking-registrar.net.", "track IN A 127.0.0.1"],
+    "spgo.io": ["@ IN NS ns1.spgo.io.", "@ IN A 127.0.0.1", "v2 IN A 127.0.0.1", "ns1 IN A 127.0.0.1"],
+}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NsdServer:
+    """NSD on 127.0.0.1:<port> serving ZONES (plus any extra zones given)."""
+
+    def __init__(self, extra: dict[str, list[str]] | None = None) -> None:
+        nsd = shutil.which("nsd") or "/usr/sbin/nsd"
+        if not Path(nsd).exists():
+            raise RuntimeError("NSD is not installed: `apt-get install nsd` (bash .ci/run does)")
+        self.dir = Path(tempfile.mkdtemp(prefix="nsd-"))
+        self.port = _free_port()
+        zones = {**ZONES, **(extra or {})}
+        conf = [
+            "server:",
+            "  ip-address: 127.0.0.1",
+            f"  port: {self.port}",
+            '  username: ""',
+            '  chroot: ""',
+            f'  zonesdir: "{self.dir}"',
+            f'  pidfile: "{self.dir}/nsd.pid"',
+            '  database: ""',
+            f'  xfrdfile: "{self.dir}/xfrd.state"',
+            f'  zonelistfile: "{self.dir}/zone.list"',
+            f'  logfile: "{self.dir}/nsd.log"',
+            "  server-count: 1",
+            "  verbosity: 1",
+            "remote-control:",
+            "  control-enable: no",
+        ]
+        for zone, records in zones.items():
+            soa = f"@ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 60"
+            (self.dir / f"{zone}.zone").write_text("\n".join([f"$ORIGIN {zone}.", "$TTL 60", soa, *records]) + "\n")
+            conf += ["zone:", f"  name: {zone}", f"  zonefile: {zone}.zone"]
+        (self.dir / "nsd.conf").write_text("\n".join(conf) + "\n")
+        self.process = subprocess.Popen(
+            [nsd, "-d", "-c", str(self.dir / "nsd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self._wait_until_answering()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _wait_until_answering(self) -> None:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers, resolver.port, resolver.lifetime = ["127.0.0.1"], self.port, 0.5
+        for _ in range(100):
+            try:
+                resolver.resolve("example.com", "SOA")
+                return
+            except dns.exception.DNSException:
+                _sleep(0.05)
+        self.close()
+        raise RuntimeError(f"NSD did not answer on port {self.port}: see {self.dir}/nsd.log")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# How the responder answers a request for each host: (status, headers, body).
+SPARKPOST_302 = (302, {"Server": "msys-http", "Location": "https://www.sparkpost.com/"}, "")
+CLOUDFLARE_1014 = (
+    403,
+    {"Server": "cloudflare"},
+    "<html><title>Direct IP access not allowed | Cloudflare</title><h1>Error 1014</h1>"
+    "<h2>CNAME Cross-User Banned</h2></html>",
+)
+ANSWERS: dict[str, tuple[int, dict[str, str], str]] = {
+    "e525.example.com": (525, {"Server": "cloudflare"}, "SSL handshake failed"),
+    "e526.example.com": (526, {"Server": "cloudflare"}, "Invalid SSL certificate"),
+    "e521.example.com": (521, {"Server": "cloudflare"}, "Web server is down"),
+    "e1014.example.com": CLOUDFLARE_1014,
+    "loop.example.com": (301, {"Server": "cloudflare", "Location": "https://loop.example.com/f/a/b/c/d"}, ""),
+}
+
+
+class EdgeResponder:
+    """A TLS server on 127.0.0.1 picking its certificate by SNI and its answer by Host.
+
+    Certificates come from a test CA (`ca_file`): valid for every host, except expired.example.com
+    (expired yesterday) and wronghost.example.com (names another host).
+    """
+
+    def __init__(self, latency: float = 0.0, on_request: Callable[[str], None] | None = None) -> None:
+        self.ca = trustme.CA()
+        self.ca_file = tempfile.NamedTemporaryFile(suffix=".pem", delete=False).name  # noqa: SIM115
+        self.ca.cert_pem.write_to_path(self.ca_file)
+        self.latency = latency
+        self.on_request = on_request
+        self.requests: list[str] = []
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self.port = self.listener.getsockname()[1]
+        self.default_context = self._context_for("default.example.com")
+        self.default_context.sni_callback = self._pick_certificate
+        self._stopped = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _context_for(self, host: str) -> ssl.SSLContext:
+        with self._lock:
+            if host not in self._contexts:
+                now = datetime.datetime.now(datetime.timezone.utc)
+                if host == "expired.example.com":
+                    cert = self.ca.issue_cert(
+                        host, not_before=now - datetime.timedelta(days=90), not_after=now - datetime.timedelta(days=1)
+                    )
+                elif host == "wronghost.example.com":
+                    cert = self.ca.issue_cert("someone-else.example.net")
+                elif host.startswith("soon."):
+                    cert = self.ca.issue_cert(host, not_after=now + datetime.timedelta(days=5))
+                else:
+                    cert = self.ca.issue_cert(host)
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                cert.configure_cert(context)
+                self._contexts[host] = context
+            return self._contexts[host]
+
+    def _pick_certificate(self, sock: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+        if server_name:
+            sock.context = self._context_for(server_name)
+
+    def _serve(self) -> None:
+        while not self._stopped:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            with self.default_context.wrap_socket(conn, server_side=True) as tls:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                host = next(
+                    (
+                        line.split(":", 1)[1].strip()
+                        for line in data.decode("latin-1").split("\r\n")
+                        if line.lower().startswith("host:")
+                    ),
+                    "",
+                )
+                with self._lock:
+                    self.requests.append(host)
+                if self.on_request:
+                    self.on_request(host)
+                if self.latency:
+                    _sleep(self.latency)
+                status, headers, body = ANSWERS.get(host, SPARKPOST_302)
+                head = [f"HTTP/1.1 {status} Status", f"Content-Length: {len(body.encode())}", "Connection: close"]
+                head += [f"{k}: {v}" for k, v in headers.items()]
+                tls.sendall(("\r\n".join(head) + "\r\n\r\n" + body).encode())
+        except (OSError, ssl.SSLError):
+            return  # a client that only probes TLS hangs up without a request
+
+    def close(self) -> None:
+        self._stopped = True
+        self.listener.close()
+        Path(self.ca_file).unlink(missing_ok=True)
