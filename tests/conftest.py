@@ -19,9 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pulumi.dynamic import Config, ConfigureRequest  # noqa: E402
 from sparkpost_emulator import SparkPostEmulator  # noqa: E402
 
 from components.sparkpost import client as sparkpost_client  # noqa: E402
+from components.sparkpost.provider import TrackingDomainProvider  # noqa: E402
 
 # Distinctive values, so finding them anywhere they should not be is unambiguous.
 API_KEY = "spk-test-" + secrets.token_hex(16)
@@ -126,3 +128,28 @@ def edge() -> Iterator[Any]:
     responder = EdgeResponder()
     yield responder
     responder.close()
+
+
+# --- driving the provider in process ---------------------------------------------------------
+
+
+DOMAIN = "track.example.com"
+
+
+def configured(config: dict[str, Any] | None = None) -> TrackingDomainProvider:
+    """A provider configured as the engine would, with the test key in the stack config."""
+    provider = TrackingDomainProvider()
+    provider.configure(ConfigureRequest(Config({"sparkpost:apiKey": API_KEY, **(config or {})}, "https-tracking")))
+    return provider
+
+
+def inputs(api: SparkPostEmulator, **overrides: Any) -> dict[str, Any]:
+    """Checked inputs for track.example.com against the emulator, with `overrides`."""
+    checked = configured().check({}, {"domain": DOMAIN, "api_url": api.url, **overrides})
+    assert checked.failures == []
+    return checked.inputs
+
+
+def methods(api: SparkPostEmulator) -> list[str]:
+    """The requests the emulator saw, as 'METHOD path-suffix' for readable assertions."""
+    return [f"{r.method} {r.path.removeprefix('/api/v1/tracking-domains')}" for r in api.log]

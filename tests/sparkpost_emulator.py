@@ -64,6 +64,8 @@ class EmulatorState:
     blacklisted: set[str] = field(default_factory=set)
     # Managed certificates (shared/reference/sparkpost/managed-https-for-tracking-domains.md)
     certificate_refused: set[str] = field(default_factory=set)  # Let's Encrypt policy: 403
+    certificate_issued: set[str] = field(default_factory=set)  # pending -> valid on the next read
+    certificate_failing: dict[str, str] = field(default_factory=dict)  # domain -> tls_certificate.error_code
 
 
 class SparkPostEmulator:
@@ -200,6 +202,7 @@ class SparkPostEmulator:
         obj = self._visible(domain, scope, write=False)
         if obj is None:
             return 404, NOT_FOUND
+        self._advance_certificate(obj)
         return 200, {"results": json.loads(json.dumps(obj))}
 
     def _update(self, domain: str, body: Any, scope: int | None) -> tuple[int, Any]:
@@ -244,6 +247,26 @@ class SparkPostEmulator:
             return 400, {"errors": [{"message": message}]}
         obj["status"].update(_verified_status())
         return 200, {"results": {k: obj["status"][k] for k in ("verified", "cname_status", "compliance_status")}}
+
+    def _advance_certificate(self, obj: dict[str, Any]) -> None:
+        # Issuance happens in SparkPost's background; tests decide when it is done, and how.
+        domain = obj["domain"]
+        if obj["status"].get("tls_status") != "pending":
+            return
+        if domain in self.state.certificate_failing:
+            obj["status"]["tls_status"] = "failed"
+            obj["tls_certificate"] = {
+                "issued_at": None,
+                "expires_at": None,
+                "error_code": self.state.certificate_failing[domain],
+            }
+        elif domain in self.state.certificate_issued:
+            obj["status"]["tls_status"] = "valid"
+            obj["tls_certificate"] = {
+                "issued_at": "2026-11-26T10:00:00.000Z",
+                "expires_at": "2027-02-24T10:00:00.000Z",
+                "error_code": None,
+            }
 
     def _certificate_check(self, domain: str, scope: int | None) -> tuple[int, Any]:
         obj = self._visible(domain, scope, write=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import API_KEY, assert_no_secret
+from conftest import API_KEY, assert_no_secret, configured, inputs, methods
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.runtime.rpc import UNKNOWN
 from sparkpost_emulator import Fault, SparkPostEmulator
@@ -15,23 +15,6 @@ from components.sparkpost.provider import TrackingDomainProvider
 
 DOMAIN = "track.example.com"
 pytestmark = pytest.mark.usefixtures("fast_retries")
-
-
-def configured(config: dict[str, Any] | None = None) -> TrackingDomainProvider:
-    provider = TrackingDomainProvider()
-    provider.configure(ConfigureRequest(Config({"sparkpost:apiKey": API_KEY, **(config or {})}, "https-tracking")))
-    return provider
-
-
-def inputs(api: SparkPostEmulator, **overrides: Any) -> dict[str, Any]:
-    checked = configured().check({}, {"domain": DOMAIN, "api_url": api.url, **overrides})
-    assert checked.failures == []
-    return checked.inputs
-
-
-def methods(api: SparkPostEmulator) -> list[str]:
-    """The requests the emulator saw, as 'METHOD path-suffix' for readable assertions."""
-    return [f"{r.method} {r.path.removeprefix('/api/v1/tracking-domains')}" for r in api.log]
 
 
 # --- check ----------------------------------------------------------------------------------
@@ -47,6 +30,7 @@ def test_check_normalizes_and_fills_defaults(sparkpost: SparkPostEmulator) -> No
         "subaccount": 5,
         "api_url": None,
         "verify_timeout": 0,
+        "managed_certificate": False,
     }
     assert sparkpost.log == []
 

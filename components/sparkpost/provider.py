@@ -31,10 +31,11 @@ from pulumi.dynamic import (
 from pulumi.runtime.rpc import UNKNOWN
 
 from components.hostnames import HostnameError, normalize_host
+from components.sparkpost import certificates
 from components.sparkpost.client import SparkPostClient, SparkPostError, normalize_base_url
 from components.sparkpost.regions import base_url_for
 
-INPUT_KEYS = ("domain", "secure", "default", "subaccount", "api_url", "verify_timeout")
+INPUT_KEYS = ("domain", "secure", "default", "subaccount", "api_url", "verify_timeout", "managed_certificate")
 REPLACE_KEYS = ("domain", "subaccount", "endpoint")
 MAX_VERIFY_TIMEOUT = 3600
 MISSING_KEY = (
@@ -78,6 +79,10 @@ class TrackingDomainProvider(ResourceProvider):
         if not olds.get("verified"):
             # Still waiting for DNS or the proxy: every `pulumi up` tries again, so the stack converges.
             updates.append("verified")
+        if bool(olds.get("managed_certificate")) != bool(news.get("managed_certificate")):
+            updates.append("managed_certificate")
+        elif news.get("managed_certificate") and olds.get("tls_status") != "valid":
+            updates.append("tls_status")  # a certificate still being issued: follow it on the next up
         same_name = not _differs(olds.get("domain"), news.get("domain"))
         return DiffResult(
             changes=bool(replaces or updates),
@@ -88,11 +93,13 @@ class TrackingDomainProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         domain = props["domain"]
-        secure = bool(props.get("secure", True))
+        # A managed domain has no certificate yet: it is created insecure, so SparkPost verifies it over
+        # HTTP; certificate/enable then makes it secure.
+        secure = bool(props.get("secure", True)) and not props.get("managed_certificate")
         client = self._client(props)
         with client:
             previous: dict[str, bool] | None = None
-            have: dict[str, Any] = {"secure": secure, "default": False, "verified": False}
+            have = _live_state({"secure": secure})  # what our own POST makes: unverified, not default
             try:
                 client.create_tracking_domain(domain, secure=secure)
             except SparkPostError as err:
@@ -159,7 +166,12 @@ class TrackingDomainProvider(ResourceProvider):
     def _converge(self, client: SparkPostClient, props: dict[str, Any], have: dict[str, Any]) -> dict[str, Any]:
         """Bring secure, verification and default from `have` to what `props` asks, in the fewest calls."""
         domain = props["domain"]
+        managed = bool(props.get("managed_certificate"))
         want_secure = bool(props.get("secure", True))
+        if managed and not have["uses_managed_certificate"]:
+            # certificate/enable makes it secure. Before that, HTTPS links would meet no certificate (and
+            # verify would fail over HTTPS), while a domain already secure behind a CDN stays as it is.
+            want_secure = have["secure"]
         want_default = bool(props.get("default", False))
         have = dict(have)
         if have["secure"] != want_secure:
@@ -171,6 +183,8 @@ class TrackingDomainProvider(ResourceProvider):
             have["verified"], refusal = _verify(client, domain, float(props.get("verify_timeout") or 0))
             if have["verified"]:
                 have.update(cname_status="", compliance_status="valid")
+        if managed and have["verified"]:
+            refusal = self._converge_certificate(client, props, have) or refusal
         if want_default and not have["default"] and have["verified"]:
             try:
                 _update(client, domain, "set default on", default=True)
@@ -181,6 +195,23 @@ class TrackingDomainProvider(ResourceProvider):
             _update(client, domain, "unset default on", default=False)
             have["default"] = False
         return self._outputs(props, have, message=_pending_message(props, have, refusal))
+
+    def _converge_certificate(self, client: SparkPostClient, props: dict[str, Any], have: dict[str, Any]) -> str | None:
+        """Enable the managed certificate if it is not, then follow its issuance. Updates `have`."""
+        domain = props["domain"]
+        reason: str | None = None
+        try:
+            timeout = float(props.get("verify_timeout") or 0)
+            if not have["uses_managed_certificate"]:
+                reached, reason = certificates.enable(client, domain)
+                have.update(reached)
+                if not have["uses_managed_certificate"] or not timeout:
+                    return reason  # just enabled, so pending: the next up (or a timeout) follows it
+            if have["tls_status"] != "valid":
+                have.update(certificates.follow(client, domain, timeout))
+        except SparkPostError as err:
+            raise _failure("enable the managed certificate of", domain, err) from None
+        return reason
 
     def _retrieve_for_adoption(self, client: SparkPostClient, domain: str) -> dict[str, Any]:
         try:
@@ -211,6 +242,11 @@ class TrackingDomainProvider(ResourceProvider):
             "cname_status": have.get("cname_status", ""),
             "compliance_status": have.get("compliance_status", ""),
             "default_pending": want_default and not have["default"],
+            "managed_certificate": bool(props.get("managed_certificate")),
+            "uses_managed_certificate": have["uses_managed_certificate"],
+            "tls_status": have["tls_status"],
+            "certificate_expires_at": have["certificate_expires_at"],
+            "certificate_error": have["certificate_error"],
             "tracking_url": f"{'https' if have['secure'] else 'http'}://{domain}",
             "message": message,
         }
@@ -262,6 +298,7 @@ def validate_inputs(news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFai
     field("subaccount", None, _parse_subaccount)
     field("api_url", None, normalize_base_url)
     field("verify_timeout", 0, _parse_verify_timeout)
+    field("managed_certificate", False, lambda v: _parse_bool(v, "true lets SparkPost issue the certificate"))
     return inputs, failures
 
 
@@ -313,12 +350,20 @@ def _live_state(obj: dict[str, Any]) -> dict[str, Any]:
     else:  # our own recorded outputs
         verified = bool(obj.get("verified"))
         cname, compliance = obj.get("cname_status", ""), obj.get("compliance_status", "")
+    if isinstance(status, dict):
+        certificate = certificates.certificate_state(obj)
+    else:
+        certificate = {
+            key: obj.get(key) or ("" if key != "uses_managed_certificate" else False)
+            for key in certificates.certificate_state({})
+        }
     return {
         "secure": bool(obj.get("secure")),
         "default": bool(obj.get("default")),
         "verified": verified,
         "cname_status": cname,
         "compliance_status": compliance,
+        **certificate,
     }
 
 
@@ -350,6 +395,8 @@ def _verify(client: SparkPostClient, domain: str, timeout: float) -> tuple[bool,
 
 def _pending_message(props: dict[str, Any], have: dict[str, Any], refusal: str | None) -> str:
     domain = props["domain"]
+    if have["verified"] and props.get("managed_certificate") and have["tls_status"] != "valid":
+        return certificates.pending_message(domain, have, refusal)
     if have["verified"] and not (props.get("default") and not have["default"]):
         return ""
     said = f' SparkPost said: "{refusal}"' if refusal else ""
