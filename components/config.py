@@ -23,16 +23,16 @@ from typing import Any
 import pulumi
 
 from components.hostnames import HostnameError, is_within, normalize_host
-from components.https_tracking import SSL_RULE_KINDS, HttpsTrackingArgs, TrackingHostArgs
+from components.https_tracking import HTTPS_MODES, SSL_RULE_KINDS, HttpsTrackingArgs, TrackingHostArgs
 from components.sparkpost.client import normalize_base_url
 from components.sparkpost.provider import MAX_VERIFY_TIMEOUT
-from components.sparkpost.regions import REGIONS, base_url_for, cname_target_for
+from components.sparkpost.regions import REGIONS, base_url_for, cname_target_for, managed_cname_target_for
 
 PROJECT = "https-tracking"
 ZONE_KEYS = ("zone", "zoneId", "cloudflareAccountId", "protectZone", "sslRule", "trackingDomains", "trackingDomain")
 STACK_KEYS = ("zones", "region", "cnameTarget", "verifyTimeout", *ZONE_KEYS)
 STRUCTURED_KEYS = ("zones", "trackingDomains", "protectZone", "verifyTimeout")  # YAML values, JSON-encoded
-HOST_KEYS = ("domain", "default", "subaccount")
+HOST_KEYS = ("domain", "default", "subaccount", "httpsMode")
 SECRET_KEYS = ("sparkpost:apiKey", "cloudflare:apiToken", "cloudflare:apiKey")
 CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
 # Page rules allowed per zone by Cloudflare plan; the Free plan's 3 is the one people hit.
@@ -102,7 +102,8 @@ def parse_settings(
         problems.error(f"{PROJECT}:region", f"'{region}' is not a SparkPost region: use one of {', '.join(REGIONS)}")
         region = "us"
     cname_target = cname_target_for(region)
-    if "cnameTarget" in project:
+    custom_target = "cnameTarget" in project
+    if custom_target:
         try:
             cname_target = normalize_host(project["cnameTarget"])
         except HostnameError as exc:
@@ -129,6 +130,14 @@ def parse_settings(
         if parsed is None:
             continue
         zone, hosts, options = parsed
+        if custom_target:
+            for where, host in hosts:
+                if host.managed:
+                    problems.error(
+                        f"{where}.httpsMode",
+                        "managed HTTPS needs SparkPost's V2 endpoint, and Enterprise targets (cnameTarget) do not "
+                        "offer it: use httpsMode: cdn for this host",
+                    )
         if zone in seen_zones:
             problems.error(f"{prefix}zone", f"'{zone}' is configured twice (also at {seen_zones[zone]}): merge the two")
             continue
@@ -156,6 +165,7 @@ def parse_settings(
                     zone=zone,
                     hosts=[host for _, host in hosts],
                     cname_target=cname_target,
+                    managed_cname_target=managed_cname_target_for(region),
                     sparkpost_api_url=api_url,
                     verify_timeout=verify_timeout,
                     **options,
@@ -281,13 +291,14 @@ def _zone(
         problems.error(rule_key, f"'{ssl_rule}' is not an SSL rule kind: use one of {', '.join(SSL_RULE_KINDS)}")
 
     hosts = _hosts(prefix, block, zone, problems)
-    if ssl_rule == "page-rule" and len(hosts) > PAGE_RULE_QUOTA["Free"]:
+    page_rules = sum(1 for _, host in hosts if not host.managed)
+    if ssl_rule == "page-rule" and page_rules > PAGE_RULE_QUOTA["Free"]:
         quota = ", ".join(f"{plan} {n}" for plan, n in PAGE_RULE_QUOTA.items())
         message = (
-            f"{len(hosts)} page rules in zone {zone}: Cloudflare allows per zone {quota}. "
+            f"{page_rules} page rules in zone {zone}: Cloudflare allows per zone {quota}. "
             "Set sslRule: configuration-rule (one ruleset covers every host), or make sure the zone's plan allows them"
         )
-        if len(hosts) > PAGE_RULE_QUOTA["Enterprise"]:
+        if page_rules > PAGE_RULE_QUOTA["Enterprise"]:
             problems.error(rule_key, message)
         else:
             problems.warn(rule_key, message)
@@ -358,9 +369,16 @@ def _host(where: str, entry: Any, zone: str, problems: _Problems) -> TrackingHos
         ok = False
     default = _bool(entry.get("default", False), f"{where}.default", problems)
     subaccount = _subaccount(entry.get("subaccount"), f"{where}.subaccount", problems)
+    https_mode = entry.get("httpsMode", "cdn")
+    if https_mode not in HTTPS_MODES:
+        problems.error(
+            f"{where}.httpsMode",
+            f"{https_mode!r} is not an HTTPS mode: use cdn (Cloudflare in front) or managed (SparkPost's certificate)",
+        )
+        ok = False
     if default is None or subaccount == -1 or not ok:
         return None
-    return TrackingHostArgs(domain=domain, default=default, subaccount=subaccount)
+    return TrackingHostArgs(domain=domain, default=default, subaccount=subaccount, https_mode=https_mode)
 
 
 def _bool(value: Any, key: str, problems: _Problems) -> bool | None:

@@ -18,6 +18,7 @@ import pulumi_cloudflare as cloudflare
 from components.sparkpost.tracking_domain import TrackingDomain, TrackingDomainArgs
 
 SSL_RULE_KINDS = ("page-rule", "configuration-rule")
+HTTPS_MODES = ("cdn", "managed")
 # Cloudflare's "Full": TLS to the origin without validating its certificate. SparkPost's certificate
 # does not name your host, so "Full (strict)" fails with 526 and "Flexible" loops on redirects.
 SSL_MODE = "full"
@@ -33,6 +34,13 @@ class TrackingHostArgs:
     """Make it the default tracking domain of the SparkPost account (or of `subaccount`)."""
     subaccount: int | None = None
     """SparkPost subaccount that owns the tracking domain; fixed at creation."""
+    https_mode: str = "cdn"
+    """`cdn`: proxied CNAME and an SSL rule, Cloudflare's certificate. `managed`: DNS-only CNAME to
+    SparkPost's V2 endpoint, and SparkPost issues the certificate (Let's Encrypt)."""
+
+    @property
+    def managed(self) -> bool:
+        return self.https_mode == "managed"
 
 
 @dataclass
@@ -44,7 +52,9 @@ class HttpsTrackingArgs:
     hosts: Sequence[TrackingHostArgs]
     """The tracking hosts in this zone; at least one."""
     cname_target: pulumi.Input[str]
-    """Where each CNAME points: `spgo.io` (US), `eu.spgo.io` (EU) or an Enterprise tenant's target."""
+    """Where a CDN host's CNAME points: `spgo.io` (US), `eu.spgo.io` (EU) or an Enterprise tenant's target."""
+    managed_cname_target: pulumi.Input[str] = "v2.spgo.io"
+    """Where a managed host's CNAME points: SparkPost's V2 endpoint, `v2.spgo.io` or `eu.v2.spgo.io`."""
     account_id: pulumi.Input[str] | None = None
     """Cloudflare account id; required when the zone is created here."""
     zone_id: pulumi.Input[str] | None = None
@@ -97,8 +107,9 @@ class HttpsTracking(pulumi.ComponentResource):
                 zone_id=self.zone_id,
                 name=host.domain,  # full name, no trailing dot: anything else shows a diff on every preview
                 type="CNAME",
-                content=args.cname_target,
-                proxied=True,
+                content=args.managed_cname_target if host.managed else args.cname_target,
+                # Managed: Let's Encrypt's HTTP-01 challenge must reach SparkPost, so no proxy in between.
+                proxied=not host.managed,
                 ttl=1,  # 1 = automatic, the only TTL a proxied record has
                 comment="SparkPost HTTPS engagement tracking (managed by Pulumi)",
                 opts=child,
@@ -110,8 +121,10 @@ class HttpsTracking(pulumi.ComponentResource):
 
         self.tracking_domains: dict[str, TrackingDomain] = {}
         for host in args.hosts:
-            # SparkPost verifies by fetching https://<host>/: the record and the rule must exist first.
-            after = [self.records[host.domain], self.ssl_rules[host.domain]]
+            # SparkPost verifies by fetching the tracking URL: the record and the rule must exist first.
+            after: list[pulumi.Resource] = [self.records[host.domain]]
+            if host.domain in self.ssl_rules:
+                after.append(self.ssl_rules[host.domain])
             self.tracking_domains[host.domain] = TrackingDomain(
                 f"{host.domain}-tracking-domain",
                 TrackingDomainArgs(
@@ -121,22 +134,12 @@ class HttpsTracking(pulumi.ComponentResource):
                     subaccount=host.subaccount,
                     api_url=args.sparkpost_api_url,
                     verify_timeout=args.verify_timeout,
+                    managed_certificate=host.managed,
                 ),
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=after)),
             )
 
-        self.hosts = pulumi.Output.from_input(
-            {
-                domain: {
-                    "trackingUrl": td.tracking_url,
-                    "verified": td.verified,
-                    "default": td.default,
-                    "cnameTarget": args.cname_target,
-                    "message": td.message,
-                }
-                for domain, td in self.tracking_domains.items()
-            }
-        )
+        self.hosts = pulumi.Output.from_input({host.domain: self._host_outputs(host, args) for host in args.hosts})
         self.next_step = pulumi.Output.all(self.zone_status, self.name_servers, self.hosts).apply(
             lambda values: next_step(args.zone, *values)
         )
@@ -151,10 +154,29 @@ class HttpsTracking(pulumi.ComponentResource):
             }
         )
 
+    def _host_outputs(self, host: TrackingHostArgs, args: HttpsTrackingArgs) -> dict[str, Any]:
+        td = self.tracking_domains[host.domain]
+        return {
+            "trackingUrl": td.tracking_url,
+            "verified": td.verified,
+            "default": td.default,
+            "httpsMode": host.https_mode,
+            "cnameTarget": args.managed_cname_target if host.managed else args.cname_target,
+            "tlsStatus": td.tls_status,
+            "certificateExpiresAt": td.certificate_expires_at,
+            "message": td.message,
+        }
+
     def _ssl_rules(
         self, name: str, args: HttpsTrackingArgs, child: pulumi.ResourceOptions
     ) -> dict[str, pulumi.CustomResource]:
-        """The SSL rule that covers each host: its own page rule, or the zone's one ruleset."""
+        """The SSL rule that covers each CDN host: its own page rule, or the zone's one ruleset.
+
+        Managed hosts get none: their traffic does not pass through Cloudflare's proxy.
+        """
+        cdn_hosts = [host for host in args.hosts if not host.managed]
+        if not cdn_hosts:
+            return {}
         if args.ssl_rule == "page-rule":
             return {
                 host.domain: cloudflare.PageRule(
@@ -168,10 +190,10 @@ class HttpsTracking(pulumi.ComponentResource):
                         child, pulumi.ResourceOptions(depends_on=[self.records[host.domain]])
                     ),
                 )
-                for host in args.hosts
+                for host in cdn_hosts
             }
         # Cloudflare allows ONE ruleset per zone and phase: every host of the zone shares it.
-        hosts = " ".join(f'"{host.domain}"' for host in sorted(args.hosts, key=lambda h: h.domain))
+        hosts = " ".join(f'"{host.domain}"' for host in sorted(cdn_hosts, key=lambda h: h.domain))
         ruleset = cloudflare.Ruleset(
             f"{name}-ssl-rules",
             zone_id=self.zone_id,
@@ -189,9 +211,11 @@ class HttpsTracking(pulumi.ComponentResource):
                     enabled=True,
                 )
             ],
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(self.records.values()))),
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[self.records[host.domain] for host in cdn_hosts])
+            ),
         )
-        return {host.domain: ruleset for host in args.hosts}
+        return {host.domain: ruleset for host in cdn_hosts}
 
     def _warn_while_pending(self) -> None:
         """Show the next step as a warning while the zone or a host is not done (logging, not resources)."""

@@ -48,7 +48,14 @@ class CloudMocks(pulumi.runtime.Mocks):
 
     zone_status: str = "pending"
     tracking_outputs: dict[str, Any] = field(
-        default_factory=lambda: {"verified": True, "default_pending": False, "message": "", "port": 443}
+        default_factory=lambda: {
+            "verified": True,
+            "default_pending": False,
+            "message": "",
+            "port": 443,
+            "tls_status": "",
+            "certificate_expires_at": "",
+        }
     )
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 

@@ -52,8 +52,10 @@ def probe(report: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
-def check_one(dns_server: NsdServer, edge: EdgeResponder, host: str, **kw: Any) -> dict[str, Any]:
-    _, (report,) = run_check(dns_server, edge, host, extra=("--expect-ns", *CLOUDFLARE), **kw)
+def check_one(
+    dns_server: NsdServer, edge: EdgeResponder, host: str, extra_args: tuple[str, ...] = (), **kw: Any
+) -> dict[str, Any]:
+    _, (report,) = run_check(dns_server, edge, host, extra=("--expect-ns", *CLOUDFLARE, *extra_args), **kw)
     return report
 
 
@@ -317,3 +319,37 @@ def test_stack_file_gives_hosts_and_expectations(dns_server: NsdServer, edge: Ed
     assert [r["host"] for r in reports] == ["track.example-dev.com"]
     assert code == 1  # example-dev.com is not served by the test DNS server
     assert main(["--stack", "nosuchstack"], out=io.StringIO(), env={}) == 2
+
+
+def test_managed_host_wants_a_visible_cname_to_v2(
+    dns_server: NsdServer, edge: EdgeResponder, sparkpost: SparkPostEmulator
+) -> None:
+    sparkpost.add_domain("managed.example.com", secure=True, verified=True)
+    sparkpost.state.domains["managed.example.com"]["status"]["tls_status"] = "valid"
+    env = {"SPARKPOST_API_KEY": API_KEY, "SPARKPOST_API_URL": sparkpost.url}
+    report = check_one(dns_server, edge, "managed.example.com", env=env, extra_args=("--managed",))
+    assert report["ok"] is True, report
+    assert probe(report, "dns")["summary"] == "managed.example.com CNAME v2.spgo.io (DNS-only, as managed HTTPS needs)"
+    proxied = check_one(dns_server, edge, "proxiedmanaged.example.com", extra_args=("--managed",))
+    assert "managed HTTPS needs a visible (DNS-only) CNAME" in probe(proxied, "dns")["error"]
+    assert "proxied off" in probe(proxied, "dns")["remedy"]
+
+
+@pytest.mark.parametrize(
+    ("code", "remedy"),
+    [
+        ("acme:unauthorized", "no CAA record may exclude letsencrypt.org"),
+        ("acme:rejected_identifier", "use the CDN mode"),
+    ],
+)
+def test_managed_certificate_errors_have_remedies(
+    dns_server: NsdServer, edge: EdgeResponder, sparkpost: SparkPostEmulator, code: str, remedy: str
+) -> None:
+    sparkpost.add_domain("managed.example.com", secure=True, verified=True)
+    obj = sparkpost.state.domains["managed.example.com"]
+    obj["status"]["tls_status"] = "failed"
+    obj["tls_certificate"] = {"issued_at": None, "expires_at": None, "error_code": code}
+    env = {"SPARKPOST_API_KEY": API_KEY, "SPARKPOST_API_URL": sparkpost.url}
+    found = probe(check_one(dns_server, edge, "managed.example.com", env=env, extra_args=("--managed",)), "sparkpost")
+    assert found["error"] == f"managed certificate error {code}"
+    assert remedy in found["remedy"]

@@ -169,7 +169,10 @@ def test_outputs_and_subaccount(pulumi_mocks: RecordingMonitor) -> Any:
                 "trackingUrl": "https://track.example.com",
                 "verified": True,
                 "default": True,
+                "httpsMode": "cdn",
                 "cnameTarget": "spgo.io",
+                "tlsStatus": "",
+                "certificateExpiresAt": "",
                 "message": "",
             }
         }
@@ -179,6 +182,67 @@ def test_outputs_and_subaccount(pulumi_mocks: RecordingMonitor) -> Any:
     return pulumi.Output.all(
         component.zone_id, component.name_servers, component.zone_status, component.hosts, component.next_step
     ).apply(check)
+
+
+@pulumi.runtime.test
+def test_managed_host_is_dns_only_to_v2_without_ssl_rule(pulumi_mocks: RecordingMonitor) -> Any:
+    hosts = [TrackingHostArgs("track.example.com"), TrackingHostArgs("mail.example.com", https_mode="managed")]
+    component = build(hosts=hosts, ssl_rule="configuration-rule", managed_cname_target="eu.v2.spgo.io")
+
+    def check() -> None:
+        m = pulumi_mocks
+        managed, cdn = m.named("mail.example.com-record"), m.named("track.example.com-record")
+        assert (managed.inputs["content"], managed.inputs["proxied"]) == ("eu.v2.spgo.io", False)
+        assert (cdn.inputs["content"], cdn.inputs["proxied"]) == ("spgo.io", True)
+        (ruleset,) = m.of_type(RULESET)
+        assert ruleset.inputs["rules"][0]["expression"] == '(http.host in {"track.example.com"})'
+        assert managed.urn not in ruleset.dependencies
+        td = m.named("mail.example.com-tracking-domain")
+        assert td.inputs["managed_certificate"] is True
+        assert managed.urn in td.dependencies and ruleset.urn not in td.dependencies
+        assert m.named("track.example.com-tracking-domain").inputs["managed_certificate"] is False
+
+    return settled(component, then=check)
+
+
+@pulumi.runtime.test
+def test_only_managed_hosts_make_no_ssl_rule(pulumi_mocks: RecordingMonitor) -> Any:
+    component = build(hosts=[TrackingHostArgs("track.example.com", https_mode="managed")])
+
+    def check() -> None:
+        assert pulumi_mocks.of_type(PAGE_RULE) == [] and pulumi_mocks.of_type(RULESET) == []
+        assert [r.type for r in pulumi_mocks.registrations] == [COMPONENT, ZONE, RECORD, TRACKING_DOMAIN]
+
+    return settled(component, then=check)
+
+
+def test_switching_modes_changes_record_rule_and_certificate(pulumi_mocks: RecordingMonitor) -> None:
+    """cdn -> managed, as `pulumi up` would see it: the same record and tracking domain are updated in
+    place (content, proxied, managed_certificate); the host's page rule is no longer declared, so it is
+    deleted."""
+    seen: dict[str, dict[str, Any]] = {}
+    for mode in ("cdn", "managed"):
+        pulumi_mocks.registrations.clear()
+        pulumi_mocks.install()
+
+        @pulumi.runtime.test
+        def run(mode: str = mode) -> Any:
+            component = build(hosts=[TrackingHostArgs("track.example.com", https_mode=mode)])
+
+            def snapshot() -> None:
+                seen[mode] = {r.name: r.inputs for r in pulumi_mocks.registrations}
+
+            return settled(component, then=snapshot)
+
+        run()
+    cdn, managed = seen["cdn"], seen["managed"]
+    record = "track.example.com-record"
+    assert (cdn[record]["content"], cdn[record]["proxied"]) == ("spgo.io", True)
+    assert (managed[record]["content"], managed[record]["proxied"]) == ("v2.spgo.io", False)
+    assert "track.example.com-ssl-rule" in cdn and "track.example.com-ssl-rule" not in managed
+    td = "track.example.com-tracking-domain"
+    assert (cdn[td]["managed_certificate"], managed[td]["managed_certificate"]) == (False, True)
+    assert set(cdn) - {"track.example.com-ssl-rule"} == set(managed)  # same names: updates, not replacements
 
 
 def test_next_step_says_what_to_do() -> None:

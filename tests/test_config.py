@@ -320,3 +320,12 @@ def test_page_rules_over_the_free_quota_are_warned() -> None:
         env={},
     )
     assert many.warnings == () and len(many.zones[0][1].hosts) == 200
+
+
+def test_managed_hosts_use_the_region_v2_target_and_need_no_page_rule() -> None:
+    hosts = [{"domain": f"m{i}.example.com", "httpsMode": "managed"} for i in range(5)] + ["t.example.com"]
+    settings = parse_settings(config(region="eu", trackingDomains=hosts), secret_keys=SECRET, env={})
+    ((_, args),) = settings.zones
+    assert (args.cname_target, args.managed_cname_target) == ("eu.spgo.io", "eu.v2.spgo.io")
+    assert [h.https_mode for h in args.hosts] == ["managed"] * 5 + ["cdn"]
+    assert settings.warnings == ()  # one page rule: the managed hosts need none

@@ -87,7 +87,7 @@ def stack_hosts(stack: str, root: Path) -> dict[str, dict[str, Any]]:
             hosts[host.domain] = {
                 "default": host.default,
                 "subaccount": host.subaccount,
-                "managed": getattr(host, "https_mode", "cdn") == "managed",
+                "managed": host.managed,
                 "api_url": args.sparkpost_api_url,
             }
     return hosts

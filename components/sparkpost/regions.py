@@ -27,3 +27,9 @@ def cname_target_for(region: str) -> str:
     """Where a CDN-fronted tracking host's CNAME points: SparkPost's click tracker for the region."""
     _known(region)
     return CDN_CNAME_TARGETS[region]
+
+
+def managed_cname_target_for(region: str) -> str:
+    """Where a managed-HTTPS host's CNAME points, DNS-only: the region's V2 endpoint."""
+    _known(region)
+    return MANAGED_CNAME_TARGETS[region]

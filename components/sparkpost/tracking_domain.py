@@ -22,6 +22,10 @@ OUTPUT_KEYS = (
     "message",
     "adopted",
     "previous",
+    "uses_managed_certificate",
+    "tls_status",
+    "certificate_expires_at",
+    "certificate_error",
 )
 
 
@@ -41,6 +45,8 @@ class TrackingDomainArgs:
     """API base URL; defaults to `sparkpost:apiUrl`, `SPARKPOST_API_URL`, or the region's URL."""
     verify_timeout: pulumi.Input[float] = 0
     """Seconds to keep retrying verification during create/update; 0 tries once and moves on."""
+    managed_certificate: pulumi.Input[bool] = False
+    """Let SparkPost issue the certificate (managed HTTPS; the CNAME must point DNS-only at a V2 endpoint)."""
 
 
 class TrackingDomain(Resource, module="sparkpost", name="TrackingDomain"):
@@ -60,6 +66,10 @@ class TrackingDomain(Resource, module="sparkpost", name="TrackingDomain"):
     message: pulumi.Output[str]
     adopted: pulumi.Output[bool]
     previous: pulumi.Output[Any]
+    uses_managed_certificate: pulumi.Output[bool]
+    tls_status: pulumi.Output[str]
+    certificate_expires_at: pulumi.Output[str]
+    certificate_error: pulumi.Output[str]
 
     def __init__(self, name: str, args: TrackingDomainArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
@@ -69,6 +79,7 @@ class TrackingDomain(Resource, module="sparkpost", name="TrackingDomain"):
             "subaccount": args.subaccount,
             "api_url": args.api_url,
             "verify_timeout": args.verify_timeout,
+            "managed_certificate": args.managed_certificate,
         }
         props.update({key: None for key in OUTPUT_KEYS})
         super().__init__(TrackingDomainProvider(), name, props, opts)
