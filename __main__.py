@@ -19,9 +19,4 @@ trackings = {zone: HttpsTracking(zone, args) for zone, args in settings.zones}
 pulumi.export("nameServers", {zone: t.name_servers for zone, t in trackings.items()})
 pulumi.export("nextSteps", {zone: t.next_step for zone, t in trackings.items()})
 pulumi.export("zones", {zone: {"zoneId": t.zone_id, "status": t.zone_status} for zone, t in trackings.items()})
-pulumi.export(
-    "trackingDomains",
-    pulumi.Output.all(*[t.hosts for t in trackings.values()]).apply(
-        lambda per_zone: {domain: host for hosts in per_zone for domain, host in hosts.items()}
-    ),
-)
+pulumi.export("trackingDomains", {domain: host for t in trackings.values() for domain, host in t.hosts.items()})

@@ -145,12 +145,12 @@ class EdgeResponder:
         self._lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=256)
         self.port = self.listener.getsockname()[1]
-        self.default_context = self._context_for("default.example.com")
+        self.default_context = self.context_for("default.example.com")
         self.default_context.sni_callback = self._pick_certificate
         self._stopped = False
         threading.Thread(target=self._serve, daemon=True).start()
 
-    def _context_for(self, host: str) -> ssl.SSLContext:
+    def context_for(self, host: str) -> ssl.SSLContext:
         with self._lock:
             if host not in self._contexts:
                 now = datetime.datetime.now(datetime.timezone.utc)
@@ -171,7 +171,7 @@ class EdgeResponder:
 
     def _pick_certificate(self, sock: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
         if server_name:
-            sock.context = self._context_for(server_name)
+            sock.context = self.context_for(server_name)
 
     def _serve(self) -> None:
         while not self._stopped:
@@ -183,6 +183,8 @@ class EdgeResponder:
 
     def _answer(self, conn: socket.socket) -> None:
         try:
+            if self.latency:
+                _sleep(self.latency)  # a far-away edge: the handshake waits too
             with self.default_context.wrap_socket(conn, server_side=True) as tls:
                 data = b""
                 while b"\r\n\r\n" not in data:

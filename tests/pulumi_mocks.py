@@ -117,6 +117,11 @@ def run_program() -> dict[str, Any]:
     return runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
 
+def all_hosts(program: dict[str, Any]) -> pulumi.Output[list[Any]]:
+    """Every tracking host's outputs of a program run: resolves once all of its resources registered."""
+    return pulumi.Output.all(*[out for t in program["trackings"].values() for out in t.hosts.values()])
+
+
 def settled(*resources: pulumi.Resource, then: Any) -> pulumi.Output[Any]:
     """An Output that resolves once every resource (and its children) registered; `then` runs inside it."""
     urns = [r.urn for r in resources]

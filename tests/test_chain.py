@@ -13,7 +13,7 @@ from conftest import API_KEY, assert_no_secret, set_config
 from provider_host import ProviderHost, decoded_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2
-from pulumi_mocks import TRACKING_DOMAIN, RecordingMonitor, run_program
+from pulumi_mocks import TRACKING_DOMAIN, RecordingMonitor, all_hosts, run_program
 from sparkpost_emulator import SparkPostEmulator
 
 INPUT_KEYS = ("domain", "secure", "default", "subaccount", "api_url", "verify_timeout")
@@ -46,7 +46,7 @@ def registered_inputs(monitor: RecordingMonitor, changes: dict[str, Any]) -> dic
                 assert API_KEY.encode() not in raw and b"components.sparkpost.provider" in raw
                 found[r.name] = {k: r.inputs.get(k) for k in INPUT_KEYS if r.inputs.get(k) is not None}
 
-        return pulumi.Output.all(*[t.hosts for t in program["trackings"].values()]).apply(collect)
+        return all_hosts(program).apply(collect)
 
     run()
     return found

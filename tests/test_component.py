@@ -180,7 +180,11 @@ def test_outputs_and_subaccount(pulumi_mocks: RecordingMonitor) -> Any:
         assert pulumi_mocks.of_type(TRACKING_DOMAIN)[0].inputs["subaccount"] == 7
 
     return pulumi.Output.all(
-        component.zone_id, component.name_servers, component.zone_status, component.hosts, component.next_step
+        component.zone_id,
+        component.name_servers,
+        component.zone_status,
+        pulumi.Output.all(**component.hosts),
+        component.next_step,
     ).apply(check)
 
 
@@ -249,11 +253,11 @@ def test_next_step_says_what_to_do() -> None:
     pending = next_step("example.com", "pending", NAME_SERVERS, {})
     assert "set the name servers of example.com to ada.ns.cloudflare.com, bob.ns.cloudflare.com" in pending
     assert "dig example.com NS" in pending
-    hosts = {"track.example.com": {"message": "not verified yet"}, "click.example.com": {"message": ""}}
-    waiting = next_step("example.com", "active", NAME_SERVERS, hosts)
+    messages = {"track.example.com": "not verified yet", "click.example.com": ""}
+    waiting = next_step("example.com", "active", NAME_SERVERS, messages)
     assert "waiting for SparkPost to verify track.example.com" in waiting
     assert "https://track.example.com/f/a/b/c/d answers 302" in waiting
-    done = next_step("example.com", "active", NAME_SERVERS, {"track.example.com": {"message": ""}})
+    done = next_step("example.com", "active", NAME_SERVERS, {"track.example.com": ""})
     assert done == "Done: HTTPS tracking is live for track.example.com."
 
 

@@ -11,7 +11,17 @@ import pulumi
 import pytest
 import yaml
 from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret, set_config
-from pulumi_mocks import COMPONENT, PAGE_RULE, RECORD, RULESET, TRACKING_DOMAIN, ZONE, RecordingMonitor, run_program
+from pulumi_mocks import (
+    COMPONENT,
+    PAGE_RULE,
+    RECORD,
+    RULESET,
+    TRACKING_DOMAIN,
+    ZONE,
+    RecordingMonitor,
+    all_hosts,
+    run_program,
+)
 
 from components.config import SECRET_KEYS, STACK_KEYS, ConfigError, parse_settings
 
@@ -99,7 +109,7 @@ def test_stack_files_build_the_chain(pulumi_mocks: RecordingMonitor, stack: str)
                 assert zone.protect is False and domains == ["track.example-dev.com"]
                 assert len(m.of_type(RULESET)) == 1 and m.of_type(PAGE_RULE) == []
 
-        return pulumi.Output.all(*[t.hosts for t in program["trackings"].values()]).apply(check)
+        return all_hosts(program).apply(check)
 
     run()
 
@@ -151,7 +161,7 @@ def test_program_builds_one_component_per_zone(pulumi_mocks: RecordingMonitor) -
         assert sorted(r.name for r in m.of_type(RULESET)) == ["example.net-ssl-rules", "example.org-ssl-rules"]
         assert len(m.of_type(TRACKING_DOMAIN)) == 3
 
-    return pulumi.Output.all(*[t.hosts for t in program["trackings"].values()]).apply(check)
+    return all_hosts(program).apply(check)
 
 
 @pytest.mark.parametrize(
@@ -189,7 +199,7 @@ def test_program_warns_about_page_rule_quota(pulumi_mocks: RecordingMonitor, cap
     @pulumi.runtime.test
     def run() -> Any:
         program = run_program()
-        return program["trackings"]["example.com"].hosts
+        return all_hosts(program)
 
     with caplog.at_level(logging.WARNING):
         run()

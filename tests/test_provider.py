@@ -145,7 +145,8 @@ def test_create_adopts_an_existing_domain_and_delete_gives_it_back(sparkpost: Sp
     sparkpost.add_domain(DOMAIN, secure=False, default=True, verified=True)
     provider = configured()
     result = provider.create(inputs(sparkpost, default=False))
-    assert methods(sparkpost) == ["POST ", f"GET /{DOMAIN}", f"PUT /{DOMAIN}", f"PUT /{DOMAIN}"]
+    assert methods(sparkpost) == ["POST ", f"GET /{DOMAIN}", f"PUT /{DOMAIN}"]  # secure and default in one PUT
+    assert sparkpost.log[-1].body == {"secure": True, "default": False}
     outs = result.outs
     assert outs is not None
     assert outs["adopted"] is True and outs["previous"] == {"secure": False, "default": True}
@@ -177,7 +178,7 @@ def test_create_is_transactional_when_a_later_step_fails(sparkpost: SparkPostEmu
     sparkpost.fail_next("PUT", f"/tracking-domains/{DOMAIN}", Fault(status=500), times=99)
     with pytest.raises(RuntimeError) as info:
         configured().create(inputs(sparkpost, default=True))
-    assert "could not set default on tracking domain track.example.com: SparkPost answered 500" in str(info.value)
+    assert "could not update tracking domain track.example.com: SparkPost answered 500" in str(info.value)
     assert DOMAIN not in sparkpost.state.domains
     assert methods(sparkpost)[-1] == f"DELETE /{DOMAIN}"
 
@@ -313,6 +314,12 @@ def test_update_secure_is_one_put(sparkpost: SparkPostEmulator, created: dict[st
     assert methods(sparkpost) == [f"PUT /{DOMAIN}"]
     assert outs is not None and (outs["secure"], outs["port"], outs["tracking_url"]) == (False, 80, f"http://{DOMAIN}")
     assert sparkpost.state.domains[DOMAIN]["port"] == 80
+
+
+def test_update_of_secure_and_default_is_one_put(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    configured().update(DOMAIN, created, inputs(sparkpost, default=False, secure=False))
+    assert methods(sparkpost) == [f"PUT /{DOMAIN}"]
+    assert sparkpost.log[0].body == {"secure": False, "default": False}
 
 
 def test_update_unsets_default(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:

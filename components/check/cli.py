@@ -9,10 +9,13 @@ import argparse
 import json
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+import dns.resolver
 
 from components.check.dns_probes import find_zone, make_resolver, probe_delegation, probe_dns
 from components.check.expectations import NameServerSource, stack_hosts
@@ -26,7 +29,7 @@ from components.sparkpost.client import SparkPostClient, Timeout, retry_policy
 from components.sparkpost.regions import base_url_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-MAX_PARALLEL_HOSTS = 32
+MAX_PARALLEL_HOSTS = 128  # probes wait on the network; threads are cheap next to that
 
 
 @dataclass(frozen=True)
@@ -112,17 +115,36 @@ def _expectations(args: argparse.Namespace) -> dict[str, HostExpectation]:
 def check_hosts(expectations: dict[str, HostExpectation], options: CheckOptions) -> list[HostReport]:
     """Check every host at once: the total is near the slowest host, not the sum."""
     workers = max(1, min(MAX_PARALLEL_HOSTS, len(expectations)))
+    delegations = ZoneCache(options)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(check_host, host, expected, options) for host, expected in expectations.items()]
+        futures = [
+            pool.submit(check_host, host, expected, options, delegations) for host, expected in expectations.items()
+        ]
         return [f.result() for f in futures]
 
 
-def check_host(host: str, expected: HostExpectation, options: CheckOptions) -> HostReport:
+class ZoneCache:
+    """The delegation verdict of each zone, looked up once per run however many of its hosts are checked."""
+
+    def __init__(self, options: CheckOptions) -> None:
+        self.options = options
+        self._results: dict[str | None, ProbeResult] = {}
+        self._lock = threading.Lock()
+
+    def delegation(self, zone: str | None, resolver: dns.resolver.Resolver) -> ProbeResult:
+        with self._lock:
+            if zone not in self._results:
+                expected = self.options.name_servers.for_zone(zone) if zone else None
+                self._results[zone] = probe_delegation(zone, resolver, expected)
+            return self._results[zone]
+
+
+def check_host(
+    host: str, expected: HostExpectation, options: CheckOptions, delegations: ZoneCache | None = None
+) -> HostReport:
     resolver = make_resolver(options.resolver, options.timeout)
     zone = find_zone(host, resolver)
-    results: list[ProbeResult] = [
-        probe_delegation(zone, resolver, options.name_servers.for_zone(zone) if zone else None),
-    ]
+    results: list[ProbeResult] = [(delegations or ZoneCache(options)).delegation(zone, resolver)]
     dns_result = probe_dns(host, resolver, managed=expected.managed)
     results.append(dns_result)
     addresses = dns_result.details.get("addresses") or []

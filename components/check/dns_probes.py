@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import dns.exception
 import dns.name
+import dns.rdatatype
 import dns.resolver
 
 from components.check.results import ProbeResult
@@ -83,9 +84,9 @@ def probe_delegation(zone: str | None, resolver: dns.resolver.Resolver, expected
 
 def probe_dns(host: str, resolver: dns.resolver.Resolver, *, managed: bool = False) -> ProbeResult:
     """The host resolves; proxied (no visible CNAME) for the CDN mode, a CNAME to SparkPost's V2 for managed."""
-    cname: str | None = None
     try:
-        cname = resolver.resolve(host, "CNAME")[0].target.to_text().rstrip(".").lower()
+        # One A query: its answer section shows a CNAME too, so no separate CNAME query is needed.
+        answer = resolver.resolve(host, "A", raise_on_no_answer=False)
     except dns.resolver.NXDOMAIN:
         return ProbeResult(
             "dns",
@@ -93,8 +94,6 @@ def probe_dns(host: str, resolver: dns.resolver.Resolver, *, managed: bool = Fal
             error="NXDOMAIN: there is no record for this host",
             remedy="run `pulumi up` to create the record, and check the zone is delegated to Cloudflare",
         )
-    except (dns.resolver.NoAnswer, dns.resolver.NoNameservers):
-        cname = None
     except dns.exception.DNSException as exc:
         return ProbeResult(
             "dns",
@@ -102,8 +101,20 @@ def probe_dns(host: str, resolver: dns.resolver.Resolver, *, managed: bool = Fal
             error=f"DNS error: {type(exc).__name__}",
             remedy="check the resolver address and the network",
         )
-    # A stub query of a CNAME'd name may return the CNAME alone: follow it one step ourselves.
-    addresses = _addresses(host, resolver) or (_addresses(cname, resolver) if cname else [])
+    sections = answer.response.answer if answer.response is not None else []
+    owner = dns.name.from_text(host)
+    cname = next(
+        (
+            rr[0].target.to_text().rstrip(".").lower()
+            for rr in sections
+            if rr.rdtype == dns.rdatatype.CNAME and rr.name == owner
+        ),
+        None,
+    )
+    addresses = [r.to_text() for rr in sections if rr.rdtype == dns.rdatatype.A for r in rr]
+    if not addresses:
+        # An authoritative server answers a CNAME'd name with the CNAME alone: follow it one step.
+        addresses = _addresses(cname, resolver) if cname else _addresses(host, resolver, "AAAA")
     details = {"cname": cname, "addresses": addresses}
     if managed:
         if cname is None or not points_at_sparkpost(cname):
@@ -135,9 +146,9 @@ def probe_dns(host: str, resolver: dns.resolver.Resolver, *, managed: bool = Fal
     return ProbeResult("dns", f"{host} -> {', '.join(addresses)} (no visible CNAME: proxied)", details=details)
 
 
-def _addresses(host: str, resolver: dns.resolver.Resolver) -> list[str]:
+def _addresses(host: str, resolver: dns.resolver.Resolver, *rdtypes: str) -> list[str]:
     found: list[str] = []
-    for rdtype in ("A", "AAAA"):
+    for rdtype in rdtypes or ("A", "AAAA"):
         try:
             found.extend(r.to_text() for r in resolver.resolve(host, rdtype))
         except dns.exception.DNSException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 import time
@@ -15,7 +16,10 @@ EXPIRED, NOT_YET_VALID, HOSTNAME_MISMATCH = 10, 9, 62
 UNTRUSTED = {2, 18, 19, 20, 21}
 
 
+@functools.lru_cache(maxsize=8)
 def tls_context(ca_bundle: str | None, *, verify: bool = True) -> ssl.SSLContext:
+    """One context per (CA bundle, verify), shared by every probe: loading CA stores per host costs
+    more than the handshake (bench/run.py, section e). SSLContext is safe to share across threads."""
     context = ssl.create_default_context(cafile=ca_bundle)
     if not verify:
         context.check_hostname = False

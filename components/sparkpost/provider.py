@@ -174,10 +174,14 @@ class TrackingDomainProvider(ResourceProvider):
             want_secure = have["secure"]
         want_default = bool(props.get("default", False))
         have = dict(have)
+        pending: dict[str, bool] = {}  # PUT fields, sent together at the end
         if have["secure"] != want_secure:
-            # First, so that verify fetches the tracking URL over the scheme that will be used.
-            _update(client, domain, "update", secure=want_secure)
-            have["secure"] = want_secure
+            if have["verified"]:
+                pending["secure"] = want_secure
+            else:
+                # First, so that verify fetches the tracking URL over the scheme that will be used.
+                _update(client, domain, "update", secure=want_secure)
+                have["secure"] = want_secure
         refusal: str | None = None
         if not have["verified"]:
             have["verified"], refusal = _verify(client, domain, float(props.get("verify_timeout") or 0))
@@ -186,14 +190,18 @@ class TrackingDomainProvider(ResourceProvider):
         if managed and have["verified"]:
             refusal = self._converge_certificate(client, props, have) or refusal
         if want_default and not have["default"] and have["verified"]:
-            try:
-                _update(client, domain, "set default on", default=True)
-                have["default"] = True
-            except SparkPostError as err:  # 422: SparkPost finds it unverified again; stays pending
-                have["verified"], refusal = False, err.message
+            pending["default"] = True
         elif not want_default and have["default"]:
-            _update(client, domain, "unset default on", default=False)
-            have["default"] = False
+            pending["default"] = False
+        if pending:
+            try:
+                _update(client, domain, "update", **pending)
+            except SparkPostError as err:  # 422: SparkPost finds it unverified again; default stays pending
+                have["verified"], refusal = False, err.message
+                pending.pop("default")
+                if pending:
+                    _update(client, domain, "update", **pending)
+            have.update(pending)
         return self._outputs(props, have, message=_pending_message(props, have, refusal))
 
     def _converge_certificate(self, client: SparkPostClient, props: dict[str, Any], have: dict[str, Any]) -> str | None:

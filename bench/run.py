@@ -1,0 +1,216 @@
+"""The benchmark: cost of the program and its parts from 1 to 500 tracking hosts, against floors
+measured in the same run. Prints one table. Run: python3 bench/run.py [--quick]
+
+(a) program evaluation under mocks vs importing pulumi + pulumi_cloudflare, and vs a bare program
+    that registers the same resources with literal inputs;
+(b) state bytes per TrackingDomain; (c) SparkPost API calls per operation;
+(d) 100 creates, 10 at a time, through `python -m pulumi.dynamic` against the emulator with 20 ms
+    latency, vs N x 20 ms x calls / W (W: requests the host really serves at once, measured);
+(e) the check command on 100 hosts (NSD + TLS responder with 50 ms latency) vs the slowest host alone.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from network_fakes import NsdServer  # noqa: E402
+from provider_host import ProviderHost  # noqa: E402
+from pulumi.dynamic import Config, ConfigureRequest  # noqa: E402
+from sparkpost_emulator import SparkPostEmulator  # noqa: E402
+
+from components.check.cli import CheckOptions, HostExpectation, check_hosts  # noqa: E402
+from components.check.expectations import NameServerSource  # noqa: E402
+from components.sparkpost.provider import TrackingDomainProvider  # noqa: E402
+
+KEY = "bench-key-0123456789"
+ROWS: list[tuple[str, str, str, str]] = []  # section, measure, value, against the floor / target
+
+
+def row(section: str, measure: str, value: str, versus: str = "") -> None:
+    ROWS.append((section, measure, value, versus))
+    print(f"  {section} {measure}: {value} {versus}", file=sys.stderr, flush=True)
+
+
+def timed_subprocess(*args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, *args], cwd=ROOT, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def best_of(repeats: int, *args: str) -> float:
+    return min(timed_subprocess(*args) for _ in range(repeats))
+
+
+def program_evaluation(sizes: list[int], repeats: int) -> None:
+    import_floor = best_of(repeats, "-c", "import pulumi, pulumi_cloudflare")
+    row("a", "import pulumi, pulumi_cloudflare (floor)", f"{import_floor:.2f} s")
+    for n in sizes:
+        bare = best_of(repeats, "bench/program_eval.py", "bare", str(n))
+        program = best_of(repeats, "bench/program_eval.py", "program", str(n))
+        target = " (target <= 1.2 x bare)" if n == max(sizes) else ""
+        row(
+            "a",
+            f"program, {n} hosts",
+            f"{program:.2f} s",
+            f"{program / bare:.2f} x bare ({bare:.2f} s), {program / import_floor:.2f} x import{target}",
+        )
+
+
+def configured() -> TrackingDomainProvider:
+    provider = TrackingDomainProvider()
+    provider.configure(ConfigureRequest(Config({"sparkpost:apiKey": KEY}, "https-tracking")))
+    return provider
+
+
+def state_and_calls() -> None:
+    with SparkPostEmulator(KEY) as api, ProviderHost() as host:
+        host.configure({"sparkpost:apiKey": KEY})
+        api.state.verifiable.add("track.example.com")
+        checked, _ = host.check({"domain": "track.example.com", "default": True, "api_url": api.url})
+        _, outs = host.create(checked)
+        provider_bytes = len(outs["__provider"])
+        row("b", "__provider per TrackingDomain", f"{provider_bytes} bytes", "(target <= 200)")
+        plain = {k: v for k, v in outs.items() if k != "__provider"}
+        row(
+            "b",
+            "inputs + outputs per TrackingDomain",
+            f"{len(json.dumps(checked)) + len(json.dumps(plain))} bytes",
+            f"(inputs {len(json.dumps(checked))}, outputs {len(json.dumps(plain))}, JSON)",
+        )
+
+    provider = configured()
+    with SparkPostEmulator(KEY) as api:
+
+        def calls(action: Any) -> int:
+            api.reset_log()
+            action()
+            return len(api.log)
+
+        def inputs(**kw: Any) -> dict[str, Any]:
+            return provider.check({}, {"domain": "track.example.com", "api_url": api.url, **kw}).inputs
+
+        api.state.verifiable.add("track.example.com")
+        created: dict[str, Any] = {}
+        n = calls(lambda: created.update(provider.create(inputs(default=True)).outs or {}))
+        row("c", "create, verified at once (with default)", str(n), "(target <= 3)")
+        n = calls(lambda: provider.diff("track.example.com", created, inputs(default=True)))
+        row("c", "no-op up (diff)", str(n), "(target 0)")
+        n = calls(lambda: provider.read("track.example.com", created))
+        row("c", "refresh", str(n), "(target 1 per host)")
+        n = calls(
+            lambda: created.update(
+                provider.update("track.example.com", created, inputs(default=True, secure=False)).outs or {}
+            )
+        )
+        row("c", "update (secure)", str(n), "(default unchanged)")
+        n = calls(lambda: provider.delete("track.example.com", created))
+        row("c", "delete", str(n))
+        api.state.verifiable.clear()
+        n = calls(lambda: provider.create(inputs(default=True)))
+        row("c", "create, not yet verifiable", str(n))
+        api.state.domains.clear()
+        api.state.verifiable.add("track.example.com")
+        n = calls(lambda: provider.create(inputs(managed_certificate=True)))
+        row("c", "create, managed HTTPS", str(n), "(POST, verify, check, enable)")
+
+
+def provider_throughput(n: int = 100, parallel: int = 10, latency: float = 0.02) -> None:
+    with SparkPostEmulator(KEY, latency=latency) as api, ProviderHost() as host:
+        host.configure({"sparkpost:apiKey": KEY})
+        domains = [f"t{i}.example.com" for i in range(n)]
+        api.state.verifiable.update(domains)
+        checked = [host.check({"domain": d, "api_url": api.url})[0] for d in domains]
+        api.reset_log()
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            list(pool.map(host.create, checked))
+        wall = time.perf_counter() - started
+        calls = len(api.log) / n
+        served_at_once = api.max_in_flight
+        ideal = n * latency * calls / served_at_once
+        row(
+            "d",
+            f"{n} creates, {parallel} at a time, {latency * 1000:.0f} ms latency",
+            f"{wall:.2f} s",
+            f"{wall / ideal:.2f} x ideal {ideal:.2f} s = {n} x {latency * 1000:.0f} ms x {calls:.0f} calls"
+            f" / W={served_at_once} (target <= 1.3)",
+        )
+
+
+def check_command(n: int = 100, latency: float = 0.05) -> None:
+    hosts = [f"h{i}" for i in range(n)]
+    names = [f"{h}.fleet.test" for h in hosts]
+    nsd = NsdServer(
+        extra={
+            "fleet.test": [
+                "@ IN NS ada.ns.cloudflare.com.",
+                "@ IN NS bob.ns.cloudflare.com.",
+                *(f"{h} IN A 127.0.0.1" for h in hosts),
+            ]
+        }
+    )
+    edge = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "edge_server.py"), str(latency), *names],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert edge.stdout is not None
+        port, ca_file = edge.stdout.readline().split()
+        options = CheckOptions(
+            resolver=nsd.address,
+            port=int(port),
+            ca_bundle=ca_file,
+            timeout=10,
+            name_servers=NameServerSource(["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"], None, {}),
+            api_key=None,
+            api_url="http://127.0.0.1:9",
+        )
+        singles = []
+        for name in names[:5]:
+            started = time.perf_counter()
+            (report,) = check_hosts({name: HostExpectation()}, options)
+            singles.append(time.perf_counter() - started)
+            assert report.ok, report
+        slowest = max(singles)
+        started = time.perf_counter()
+        reports = check_hosts({name: HostExpectation() for name in names}, options)
+        wall = time.perf_counter() - started
+        assert all(r.ok for r in reports)
+        row(
+            "e",
+            f"check {n} hosts, {latency * 1000:.0f} ms latency",
+            f"{wall:.2f} s",
+            f"{wall / slowest:.2f} x the slowest single host ({slowest:.2f} s,"
+            f" median {statistics.median(singles):.2f} s) (target <= 3)",
+        )
+    finally:
+        nsd.close()
+        edge.communicate("")
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    program_evaluation([1, 10, 100] if quick else [1, 10, 100, 500], 1 if quick else 3)
+    state_and_calls()
+    provider_throughput()
+    check_command()
+    width = max(len(r[1]) for r in ROWS)
+    print(f"{'':2} {'measure':<{width}}  {'value':>12}  against")
+    for section, measure, value, versus in ROWS:
+        print(f"{section:2} {measure:<{width}}  {value:>12}  {versus}")
+
+
+if __name__ == "__main__":
+    main()
