@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,9 @@ MISSING_KEY = (
     "SparkPost API key missing: run `pulumi config set --secret sparkpost:apiKey <key>` "
     "(or export SPARKPOST_API_KEY) with a key granted 'Tracking Domains: Read/Write'"
 )
+
+# One dict of clients per worker thread of the provider host: a Session is not shared across threads.
+_THREAD_CLIENTS = threading.local()
 
 # How create/update wait between verify attempts when verify_timeout > 0 (seconds).
 VERIFY_FIRST_WAIT = 5.0
@@ -97,44 +101,41 @@ class TrackingDomainProvider(ResourceProvider):
         # HTTP; certificate/enable then makes it secure.
         secure = bool(props.get("secure", True)) and not props.get("managed_certificate")
         client = self._client(props)
-        with client:
-            previous: dict[str, bool] | None = None
-            have = _live_state({"secure": secure})  # what our own POST makes: unverified, not default
-            try:
-                client.create_tracking_domain(domain, secure=secure)
-            except SparkPostError as err:
-                if err.status != 409:
-                    raise _failure("create", domain, err) from None
-                if not err.maybe_applied:
-                    # It was there before us: adopt it, and remember what to give back on delete.
-                    live = self._retrieve_for_adoption(client, domain)
-                    previous = {"secure": bool(live.get("secure")), "default": bool(live.get("default"))}
-                    have = _live_state(live)
-                # else: an earlier attempt of our own POST went through before a 5xx or a dropped
-                # connection; the 409 is our own domain answering, so it is ours to delete.
-            try:
-                outs = self._converge(client, props, have)
-            except Exception:
-                _undo_create(client, domain, previous)
-                raise
+        previous: dict[str, bool] | None = None
+        have = _live_state({"secure": secure})  # what our own POST makes: unverified, not default
+        try:
+            client.create_tracking_domain(domain, secure=secure)
+        except SparkPostError as err:
+            if err.status != 409:
+                raise _failure("create", domain, err) from None
+            if not err.maybe_applied:
+                # It was there before us: adopt it, and remember what to give back on delete.
+                live = self._retrieve_for_adoption(client, domain)
+                previous = {"secure": bool(live.get("secure")), "default": bool(live.get("default"))}
+                have = _live_state(live)
+            # else: an earlier attempt of our own POST went through before a 5xx or a dropped
+            # connection; the 409 is our own domain answering, so it is ours to delete.
+        try:
+            outs = self._converge(client, props, have)
+        except Exception:
+            _undo_create(client, domain, previous)
+            raise
         outs.update(adopted=previous is not None, previous=previous)
         return CreateResult(domain, outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        with self._client(news) as client:
-            outs = self._converge(client, news, _live_state(olds))
+        outs = self._converge(self._client(news), news, _live_state(olds))
         outs.update(adopted=bool(olds.get("adopted")), previous=olds.get("previous"))
         return UpdateResult(outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         domain = props.get("domain") or id_
-        with self._client(props) as client:
-            try:
-                live = client.retrieve_tracking_domain(domain)
-            except SparkPostError as err:
-                if err.is_not_found:
-                    return ReadResult("", {})  # gone: the engine drops it from state
-                raise _failure("refresh", domain, err) from None
+        try:
+            live = self._client(props).retrieve_tracking_domain(domain)
+        except SparkPostError as err:
+            if err.is_not_found:
+                return ReadResult("", {})  # gone: the engine drops it from state
+            raise _failure("refresh", domain, err) from None
         have = _live_state(live)
         inputs = {key: props.get(key) for key in INPUT_KEYS}
         # Rewrite secure/default to what SparkPost has, so a refresh alone leaves no diff behind.
@@ -147,19 +148,19 @@ class TrackingDomainProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         domain = props["domain"]
-        with self._client(props) as client:
-            try:
-                if props.get("adopted") and props.get("previous"):
-                    # Not ours: give it back as we found it instead of deleting it.
-                    previous = props["previous"]
-                    client.update_tracking_domain(
-                        domain, secure=bool(previous.get("secure")), default=bool(previous.get("default"))
-                    )
-                else:
-                    client.delete_tracking_domain(domain)
-            except SparkPostError as err:
-                if not err.is_not_found:
-                    raise _failure("delete", domain, err) from None
+        client = self._client(props)
+        try:
+            if props.get("adopted") and props.get("previous"):
+                # Not ours: give it back as we found it instead of deleting it.
+                previous = props["previous"]
+                client.update_tracking_domain(
+                    domain, secure=bool(previous.get("secure")), default=bool(previous.get("default"))
+                )
+            else:
+                client.delete_tracking_domain(domain)
+        except SparkPostError as err:
+            if not err.is_not_found:
+                raise _failure("delete", domain, err) from None
 
     # --- the work -----------------------------------------------------------------------------
 
@@ -262,13 +263,21 @@ class TrackingDomainProvider(ResourceProvider):
     # --- configuration ------------------------------------------------------------------------
 
     def _client(self, props: dict[str, Any]) -> SparkPostClient:
+        """A client for this endpoint and subaccount, kept per worker thread of the provider host.
+
+        Reusing it keeps the HTTP connection open between operations (bench/run.py, section d). It
+        never reaches state: the provider pickles as its class alone (`__reduce__`).
+        """
         api_key = self._api_key or os.environ.get("SPARKPOST_API_KEY")
         if not api_key:
             raise RuntimeError(MISSING_KEY)
         subaccount = props.get("subaccount")
-        return SparkPostClient(
-            api_key, self._endpoint(props), subaccount=int(subaccount) if subaccount is not None else None
-        )
+        account = int(subaccount) if subaccount is not None else None
+        key = (api_key, self._endpoint(props), account)
+        clients: dict[tuple[str, str, int | None], SparkPostClient] = _THREAD_CLIENTS.__dict__.setdefault("by_key", {})
+        if key not in clients:
+            clients[key] = SparkPostClient(api_key, key[1], subaccount=account)
+        return clients[key]
 
     def _endpoint(self, props: dict[str, Any]) -> str:
         explicit = props.get("api_url") or self._api_url or os.environ.get("SPARKPOST_API_URL")
