@@ -421,8 +421,8 @@ def _pending_message(props: dict[str, Any], have: dict[str, Any], refusal: str |
     return (
         f"{domain} exists in SparkPost but is not verified yet.{said} "
         "This is expected until the chain serves: point the registrar at the zone's Cloudflare name "
-        f"servers, wait for the zone to be active, and check https://{domain}/f/a/b/c/d answers 302. "
-        f"Then run `pulumi up` again to {then}."
+        "servers and wait for the zone to be active; `python3 -m components check "
+        f"{domain}` then shows https://{domain}/f/a/b/c/d answering 302. Then run `pulumi up` again to {then}."
     )
 
 
