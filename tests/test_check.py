@@ -46,6 +46,21 @@ def run_check(
     return code, json.loads(out.getvalue())
 
 
+def options_for(
+    dns_server: NsdServer, edge: EdgeResponder, *, timeout: float = 3, api_key: str | None = None, api_url: str = ""
+) -> CheckOptions:
+    """Options for check_hosts against the test DNS server and responder, expecting Cloudflare's NS."""
+    return CheckOptions(
+        resolver=dns_server.address,
+        port=edge.port,
+        ca_bundle=edge.ca_file,
+        timeout=timeout,
+        name_servers=NameServerSource(CLOUDFLARE, None, {}),
+        api_key=api_key,
+        api_url=api_url or "http://127.0.0.1:9",
+    )
+
+
 def probe(report: dict[str, Any], name: str) -> dict[str, Any]:
     (found,) = [p for p in report["probes"] if p["probe"] == name]
     assert isinstance(found, dict)
@@ -165,15 +180,7 @@ def test_sparkpost_state_is_checked(
 ) -> None:
     if seed is not None:
         sparkpost.add_domain("track.example.com", **seed)
-    options = CheckOptions(
-        resolver=dns_server.address,
-        port=edge.port,
-        ca_bundle=edge.ca_file,
-        timeout=3,
-        name_servers=NameServerSource(CLOUDFLARE, None, {}),
-        api_key=API_KEY,
-        api_url=sparkpost.url,
-    )
+    options = options_for(dns_server, edge, api_key=API_KEY, api_url=sparkpost.url)
     (report,) = check_hosts({"track.example.com": HostExpectation(default=expect_default)}, options)
     (found,) = [r for r in report.results if r.probe == "sparkpost"]
     assert found.error is not None and error in found.error
@@ -267,16 +274,7 @@ def test_hosts_are_checked_concurrently(dns_server: NsdServer) -> None:
 
     responder = EdgeResponder(on_request=wait_for_all)
     try:
-        options = CheckOptions(
-            resolver=dns_server.address,
-            port=responder.port,
-            ca_bundle=responder.ca_file,
-            timeout=15,
-            name_servers=NameServerSource(CLOUDFLARE, None, {}),
-            api_key=None,
-            api_url="http://x",
-        )
-        reports = check_hosts({h: HostExpectation() for h in hosts}, options)
+        reports = check_hosts({h: HostExpectation() for h in hosts}, options_for(dns_server, responder, timeout=15))
     finally:
         responder.close()
     assert not barrier.broken
