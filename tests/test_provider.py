@@ -134,11 +134,22 @@ def test_create_polls_verify_until_it_passes(sparkpost: SparkPostEmulator, monke
 
 
 def test_create_stops_polling_at_the_timeout(sparkpost: SparkPostEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(provider_module, "VERIFY_FIRST_WAIT", 0.01)
-    outs = configured().create(inputs(sparkpost, verify_timeout=0.2)).outs
+    # A fake clock: sleeping advances it, so the schedule is exact and nothing waits for real.
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr("components.sparkpost.provider.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("components.sparkpost.provider.time.sleep", sleep)
+    monkeypatch.setattr("components.sparkpost.provider.random.random", lambda: 1.0)  # no jitter
+    outs = configured().create(inputs(sparkpost, verify_timeout=30)).outs
     assert outs is not None and outs["verified"] is False
-    verifies = len(sparkpost.calls("POST", r".*/verify"))
-    assert 2 <= verifies <= 6  # waits 0.01, 0.02, 0.04, 0.08 ... (halved at most by jitter) within 0.2 s
+    # Waits double from 5 s; the last one is cut to what is left of the 30 s.
+    assert sleeps == [5.0, 10.0, 15.0]
+    assert len(sparkpost.calls("POST", r".*/verify")) == 4
 
 
 def test_create_adopts_an_existing_domain_and_delete_gives_it_back(sparkpost: SparkPostEmulator) -> None:
