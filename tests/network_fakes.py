@@ -32,7 +32,7 @@ ZONES = {
         "@ IN NS bob.ns.cloudflare.com.",
         *(
             f"{name} IN A 127.0.0.1"
-            for name in ("track", "expired", "wronghost", "e525", "e526", "e1014", "e521", "loop", "slow")
+            for name in ("track", "expired", "wronghost", "e525", "e526", "e1014", "e521", "e522", "e523", "loop")
         ),
         "grey IN CNAME spgo.io.",
         "dangling IN CNAME spgo.io.",
@@ -122,6 +122,8 @@ ANSWERS: dict[str, tuple[int, dict[str, str], str]] = {
     "e525.example.com": (525, {"Server": "cloudflare"}, "SSL handshake failed"),
     "e526.example.com": (526, {"Server": "cloudflare"}, "Invalid SSL certificate"),
     "e521.example.com": (521, {"Server": "cloudflare"}, "Web server is down"),
+    "e522.example.com": (522, {"Server": "cloudflare"}, "Connection timed out"),
+    "e523.example.com": (523, {"Server": "cloudflare"}, "Origin is unreachable"),
     "e1014.example.com": CLOUDFLARE_1014,
     "loop.example.com": (301, {"Server": "cloudflare", "Location": "https://loop.example.com/f/a/b/c/d"}, ""),
 }

@@ -65,6 +65,7 @@ class EmulatorState:
     # Managed certificates (shared/reference/sparkpost/managed-https-for-tracking-domains.md)
     certificate_refused: set[str] = field(default_factory=set)  # Let's Encrypt policy: 403
     certificate_issued: set[str] = field(default_factory=set)  # pending -> valid on the next read
+    certificate_check_failing: set[str] = field(default_factory=set)  # certificate/check answers 400
     certificate_failing: dict[str, str] = field(default_factory=dict)  # domain -> tls_certificate.error_code
 
 
@@ -277,6 +278,8 @@ class SparkPostEmulator:
         if domain in self.state.certificate_refused:
             message = "Domain is not eligible for managed certificates due to Let's Encrypt policies"
             return 403, {"errors": [{"message": message}]}
+        if domain in self.state.certificate_check_failing:
+            return 400, {"errors": [{"message": "Certificate eligibility check failed"}]}
         return 200, {"results": {"domain": domain, "supportsManagedCertificate": True}}
 
     def _certificate_enable(self, domain: str, scope: int | None) -> tuple[int, Any]:

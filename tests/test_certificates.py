@@ -99,6 +99,32 @@ def test_unavailable_check_stays_pending_then_converges(sparkpost: SparkPostEmul
     assert methods(sparkpost) == [f"POST /{DOMAIN}/certificate/check", f"POST /{DOMAIN}/certificate/enable"]
 
 
+def test_failed_eligibility_check_stays_pending(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.state.verifiable.add(DOMAIN)
+    sparkpost.state.certificate_check_failing.add(DOMAIN)
+    provider = configured()
+    outs = provider.create(managed(sparkpost)).outs
+    assert outs is not None
+    assert (outs["uses_managed_certificate"], outs["secure"]) == (False, False)  # links stay http until issued
+    assert 'SparkPost said: "Certificate eligibility check failed"' in outs["message"]
+    assert methods(sparkpost)[-1] == f"POST /{DOMAIN}/certificate/check"  # enable is not attempted
+    assert DOMAIN in sparkpost.state.domains
+
+
+def test_enable_before_verification_is_refused_by_the_emulator(sparkpost: SparkPostEmulator) -> None:
+    from conftest import API_KEY
+
+    from components.sparkpost.client import SparkPostClient, SparkPostError
+
+    sparkpost.add_domain(DOMAIN)
+    with pytest.raises(SparkPostError) as info:
+        SparkPostClient(API_KEY, sparkpost.url).enable_certificate(DOMAIN)
+    assert (info.value.status, info.value.message) == (
+        400,
+        "Domain must be verified before enabling managed certificates",
+    )
+
+
 def test_failed_issuance_is_reported_with_its_cause(sparkpost: SparkPostEmulator) -> None:
     sparkpost.state.verifiable.add(DOMAIN)
     sparkpost.state.certificate_failing[DOMAIN] = "acme:unauthorized"

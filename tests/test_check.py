@@ -110,6 +110,8 @@ def test_a_working_host_passes_every_probe(
         ("e526.example.com", "http", "Full (strict)", "set the host's SSL mode to Full, not Full (strict)"),
         ("e1014.example.com", "http", "CNAME Cross-User Banned (1014)", "point the CNAME at spgo.io"),
         ("e521.example.com", "http", "error 521", "check the CNAME target is spgo.io"),
+        ("e522.example.com", "http", "timed out connecting to SparkPost (error 522)", "check the CNAME target"),
+        ("e523.example.com", "http", "could not reach the origin (error 523)", "it must be spgo.io"),
         ("loop.example.com", "http", "redirect loop", "the SSL mode is Flexible"),
     ],
 )
