@@ -353,3 +353,12 @@ def test_managed_certificate_errors_have_remedies(
     found = probe(check_one(dns_server, edge, "managed.example.com", env=env, extra_args=("--managed",)), "sparkpost")
     assert found["error"] == f"managed certificate error {code}"
     assert remedy in found["remedy"]
+
+
+def test_managed_host_pointing_at_the_old_endpoint_fails(dns_server: NsdServer, edge: EdgeResponder) -> None:
+    # grey.example.com is a visible CNAME to spgo.io: SparkPost, but not a V2 endpoint, so no managed certificate.
+    report = check_one(dns_server, edge, "grey.example.com", extra_args=("--managed",))
+    found = probe(report, "dns")
+    assert found["status"] == "fail"
+    assert "not SparkPost's V2 endpoint" in found["error"]
+    assert "v2.spgo.io" in found["remedy"]

@@ -34,6 +34,11 @@ def points_at_sparkpost(target: str) -> bool:
     return any(target == s or target.endswith("." + s) for s in SPARKPOST_TARGET_SUFFIXES)
 
 
+def points_at_v2(target: str) -> bool:
+    """Only the V2 endpoints issue managed certificates (managed-https-for-tracking-domains.md)."""
+    return target.rstrip(".").lower() in MANAGED_CNAME_TARGETS.values()
+
+
 def find_zone(host: str, resolver: dns.resolver.Resolver) -> str | None:
     try:
         return str(dns.resolver.zone_for_name(host, resolver=resolver)).rstrip(".")
@@ -117,7 +122,15 @@ def probe_dns(host: str, resolver: dns.resolver.Resolver, *, managed: bool = Fal
         addresses = _addresses(cname, resolver) if cname else _addresses(host, resolver, "AAAA")
     details = {"cname": cname, "addresses": addresses}
     if managed:
-        if cname is None or not points_at_sparkpost(cname):
+        if cname is not None and points_at_sparkpost(cname) and not points_at_v2(cname):
+            return ProbeResult(
+                "dns",
+                f"{host} CNAME {cname}",
+                error=f"{cname} is not SparkPost's V2 endpoint: only V2 issues managed certificates",
+                remedy="point the CNAME at v2.spgo.io (EU: eu.v2.spgo.io), proxied off",
+                details=details,
+            )
+        if cname is None or not points_at_v2(cname):
             return ProbeResult(
                 "dns",
                 f"{host} -> {cname or ', '.join(addresses) or 'nothing'}",
