@@ -333,6 +333,13 @@ def test_update_of_secure_and_default_is_one_put(sparkpost: SparkPostEmulator, c
     assert sparkpost.log[0].body == {"secure": False, "default": False}
 
 
+def test_a_422_without_a_default_to_set_is_a_clear_error(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    sparkpost.fail_next("PUT", f"/tracking-domains/{DOMAIN}", Fault(status=422))
+    with pytest.raises(RuntimeError) as info:
+        configured().update(DOMAIN, created, inputs(sparkpost, default=True, secure=False))
+    assert "could not update tracking domain track.example.com: SparkPost answered 422" in str(info.value)
+
+
 def test_update_unsets_default(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
     outs = configured().update(DOMAIN, created, inputs(sparkpost, default=False)).outs
     assert methods(sparkpost) == [f"PUT /{DOMAIN}"]

@@ -197,9 +197,12 @@ class TrackingDomainProvider(ResourceProvider):
         if pending:
             try:
                 _update(client, domain, "update", **pending)
-            except SparkPostError as err:  # 422: SparkPost finds it unverified again; default stays pending
+            except SparkPostError as err:
+                if pending.get("default") is not True:
+                    raise _failure("update", domain, err) from None
+                # 422 to setting the default: SparkPost finds it unverified again; the default stays pending.
                 have["verified"], refusal = False, err.message
-                pending.pop("default")
+                del pending["default"]
                 if pending:
                     _update(client, domain, "update", **pending)
             have.update(pending)
@@ -364,16 +367,12 @@ def _live_state(obj: dict[str, Any]) -> dict[str, Any]:
     if isinstance(status, dict):  # a SparkPost object
         verified = bool(status.get("verified"))
         cname, compliance = status.get("cname_status", ""), status.get("compliance_status", "")
+        certificate = certificates.certificate_state(obj)
     else:  # our own recorded outputs
         verified = bool(obj.get("verified"))
         cname, compliance = obj.get("cname_status", ""), obj.get("compliance_status", "")
-    if isinstance(status, dict):
-        certificate = certificates.certificate_state(obj)
-    else:
-        certificate = {
-            key: obj.get(key) or ("" if key != "uses_managed_certificate" else False)
-            for key in certificates.certificate_state({})
-        }
+        # The empty state names every certificate field with its empty value (False or "").
+        certificate = {key: obj.get(key) or empty for key, empty in certificates.certificate_state({}).items()}
     return {
         "secure": bool(obj.get("secure")),
         "default": bool(obj.get("default")),
