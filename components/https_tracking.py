@@ -68,6 +68,10 @@ class HttpsTrackingArgs:
     verify_timeout: float = 0
     """Seconds the provider keeps retrying SparkPost verification during an update; 0 tries once."""
 
+    def cname_target_of(self, host: TrackingHostArgs) -> pulumi.Input[str]:
+        """Where the host's CNAME points: the V2 endpoint for managed HTTPS, else the CDN target."""
+        return self.managed_cname_target if host.managed else self.cname_target
+
 
 class HttpsTracking(pulumi.ComponentResource):
     """A Cloudflare zone, proxied CNAMEs, an SSL rule (Full) and SparkPost tracking domains."""
@@ -108,7 +112,7 @@ class HttpsTracking(pulumi.ComponentResource):
                 zone_id=self.zone_id,
                 name=host.domain,  # full name, no trailing dot: anything else shows a diff on every preview
                 type="CNAME",
-                content=args.managed_cname_target if host.managed else args.cname_target,
+                content=args.cname_target_of(host),
                 # Managed: Let's Encrypt's HTTP-01 challenge must reach SparkPost, so no proxy in between.
                 proxied=not host.managed,
                 ttl=1,  # 1 = automatic, the only TTL a proxied record has
@@ -162,10 +166,15 @@ class HttpsTracking(pulumi.ComponentResource):
 
     def _host_outputs(self, host: TrackingHostArgs, args: HttpsTrackingArgs) -> pulumi.Output[dict[str, Any]]:
         td = self.tracking_domains[host.domain]
-        target = args.managed_cname_target if host.managed else args.cname_target
         fields = ("trackingUrl", "verified", "default", "tlsStatus", "certificateExpiresAt", "message", "cnameTarget")
         return pulumi.Output.all(
-            td.tracking_url, td.verified, td.default, td.tls_status, td.certificate_expires_at, td.message, target
+            td.tracking_url,
+            td.verified,
+            td.default,
+            td.tls_status,
+            td.certificate_expires_at,
+            td.message,
+            args.cname_target_of(host),
         ).apply(lambda values: {"httpsMode": host.https_mode, **dict(zip(fields, values, strict=True))})
 
     def _ssl_rules(

@@ -21,6 +21,11 @@ from components.check.results import HostReport, ProbeResult
 CLOUDFLARE = ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"]
 
 
+def peer_args(dns_server: NsdServer, edge: EdgeResponder) -> list[str]:
+    """Command-line options pointing the check at the test DNS server and TLS responder."""
+    return ["--resolver", dns_server.address, "--port", str(edge.port), "--ca-bundle", edge.ca_file]
+
+
 def run_check(
     dns_server: NsdServer,
     edge: EdgeResponder,
@@ -29,19 +34,7 @@ def run_check(
     extra: tuple[str, ...] = (),
 ) -> tuple[int, list[dict[str, Any]]]:
     out = io.StringIO()
-    args = [
-        *hosts,
-        "--resolver",
-        dns_server.address,
-        "--port",
-        str(edge.port),
-        "--ca-bundle",
-        edge.ca_file,
-        "--timeout",
-        "3",
-        "--json",
-        *extra,
-    ]
+    args = [*hosts, *peer_args(dns_server, edge), "--timeout", "3", "--json", *extra]
     code = main(args, out=out, env=env or {})
     return code, json.loads(out.getvalue())
 
@@ -241,18 +234,7 @@ def test_without_expected_name_servers_it_warns(dns_server: NsdServer, edge: Edg
 
 def test_table_output_and_exit_codes(dns_server: NsdServer, edge: EdgeResponder) -> None:
     out = io.StringIO()
-    args = [
-        "track.example.com",
-        "e526.example.com",
-        "--resolver",
-        dns_server.address,
-        "--port",
-        str(edge.port),
-        "--ca-bundle",
-        edge.ca_file,
-        "--expect-ns",
-        *CLOUDFLARE,
-    ]
+    args = ["track.example.com", "e526.example.com", *peer_args(dns_server, edge), "--expect-ns", *CLOUDFLARE]
     assert main(args, out=out, env={}) == 1
     table = out.getvalue()
     assert "track.example.com: OK" in table and "e526.example.com: FAILED" in table

@@ -12,7 +12,7 @@ from components.check.results import ProbeResult
 
 WARN_DAYS = 14
 # OpenSSL verify codes (x509_vfy.h) that call for different remedies.
-EXPIRED, NOT_YET_VALID, HOSTNAME_MISMATCH = 10, 9, 62
+EXPIRED, HOSTNAME_MISMATCH = 10, 62
 UNTRUSTED = {2, 18, 19, 20, 21}
 
 
