@@ -20,12 +20,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pulumi
-
 from components.hostnames import HostnameError, is_within, normalize_host
-from components.https_tracking import HTTPS_MODES, SSL_RULE_KINDS, HttpsTrackingArgs, TrackingHostArgs
+from components.https_tracking_args import HTTPS_MODES, SSL_RULE_KINDS, HttpsTrackingArgs, TrackingHostArgs
 from components.sparkpost.client import normalize_base_url
-from components.sparkpost.provider import MAX_VERIFY_TIMEOUT
+from components.sparkpost.limits import MAX_VERIFY_TIMEOUT
 from components.sparkpost.regions import REGIONS, base_url_for, cname_target_for, managed_cname_target_for
 
 PROJECT = "https-tracking"
@@ -39,8 +37,9 @@ CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
 PAGE_RULE_QUOTA = {"Free": 3, "Pro": 20, "Business": 50, "Enterprise": 125}
 
 
-class ConfigError(pulumi.RunError):
-    """Every problem of the stack configuration at once. A RunError: Pulumi prints it without a traceback."""
+class ConfigError(ValueError):
+    """Every problem of the stack configuration at once (`read_stack_config` hands it to Pulumi as a
+    RunError, which the CLI prints without a traceback)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -417,6 +416,7 @@ def _number(value: Any, key: str, low: float, high: float, problems: _Problems) 
 
 def read_stack_config() -> StackSettings:
     """Settings of the running stack (or of mocks). Secret values are noted as present, never read."""
+    import pulumi
     from pulumi.runtime import config as runtime_config
 
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
@@ -427,7 +427,11 @@ def read_stack_config() -> StackSettings:
         elif key.startswith(PROJECT + ":") or key == "sparkpost:apiUrl":
             raw[key] = _decode(key, runtime_config.get_config(key))
     secret = {key for key in keys if runtime_config.is_config_secret(key)}
-    return parse_settings(raw, secret_keys=secret)
+    try:
+        return parse_settings(raw, secret_keys=secret)
+    except ConfigError as err:
+        # A RunError is printed by the Pulumi CLI as the message alone, without a Python traceback.
+        raise pulumi.RunError(str(err)) from None
 
 
 def _decode(key: str, value: Any) -> Any:

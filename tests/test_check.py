@@ -344,3 +344,22 @@ def test_managed_host_pointing_at_the_old_endpoint_fails(dns_server: NsdServer, 
     assert found["status"] == "fail"
     assert "not SparkPost's V2 endpoint" in found["error"]
     assert "v2.spgo.io" in found["remedy"]
+
+
+def test_the_check_command_imports_neither_pulumi_nor_its_cloudflare_sdk() -> None:
+    # `-X importtime` lists every module the interpreter imported; the check must start instantly, and
+    # pulumi_cloudflare alone takes 1.5 s and 165 MB.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "components", "check", "--help"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "components.check.cli" in imported and "requests" in imported  # the listing is real
+    assert sorted(m for m in imported if m.split(".")[0] in ("pulumi", "pulumi_cloudflare")) == []

@@ -19,7 +19,8 @@ from pulumi_mocks import (
     settled,
 )
 
-from components.https_tracking import HttpsTracking, HttpsTrackingArgs, TrackingHostArgs, next_step
+from components.https_tracking import HttpsTracking, next_step
+from components.https_tracking_args import HttpsTrackingArgs, TrackingHostArgs
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 ZONE_ID = "fedcba9876543210fedcba9876543210"

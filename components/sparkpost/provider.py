@@ -34,11 +34,11 @@ from pulumi.runtime.rpc import UNKNOWN
 from components.hostnames import HostnameError, normalize_host
 from components.sparkpost import certificates
 from components.sparkpost.client import SparkPostClient, SparkPostError, normalize_base_url
+from components.sparkpost.limits import MAX_VERIFY_TIMEOUT
 from components.sparkpost.regions import base_url_for
 
 INPUT_KEYS = ("domain", "secure", "default", "subaccount", "api_url", "verify_timeout", "managed_certificate")
 REPLACE_KEYS = ("domain", "subaccount", "endpoint")
-MAX_VERIFY_TIMEOUT = 3600
 MISSING_KEY = (
     "SparkPost API key missing: run `pulumi config set --secret sparkpost:apiKey <key>` "
     "(or export SPARKPOST_API_KEY) with a key granted 'Tracking Domains: Read/Write'"

@@ -1,0 +1,68 @@
+"""What one `HttpsTracking` component is asked to build: its argument dataclasses and their choices.
+
+Config parsing (`components.config`) and the check command read these without importing Pulumi's
+Cloudflare SDK or the component itself, so the arrows run one way: config and check below, the
+component above. Pulumi's types appear in annotations only (never imported at run time), which keeps
+`python -m components check --help` instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pulumi
+
+SSL_RULE_KINDS = ("page-rule", "configuration-rule")
+HTTPS_MODES = ("cdn", "managed")
+
+
+@dataclass
+class TrackingHostArgs:
+    """One tracking host in the zone."""
+
+    domain: str
+    """Full host name, e.g. `track.example.com`: lowercase ASCII (punycode), no trailing dot."""
+    default: bool = False
+    """Make it the default tracking domain of the SparkPost account (or of `subaccount`)."""
+    subaccount: int | None = None
+    """SparkPost subaccount that owns the tracking domain; fixed at creation."""
+    https_mode: str = "cdn"
+    """`cdn`: proxied CNAME and an SSL rule, Cloudflare's certificate. `managed`: DNS-only CNAME to
+    SparkPost's V2 endpoint, and SparkPost issues the certificate (Let's Encrypt)."""
+
+    @property
+    def managed(self) -> bool:
+        return self.https_mode == "managed"
+
+
+@dataclass
+class HttpsTrackingArgs:
+    """Inputs of the `HttpsTracking` component. Values are expected validated (see components.config)."""
+
+    zone: str
+    """The zone's apex name, e.g. `example.com`."""
+    hosts: Sequence[TrackingHostArgs]
+    """The tracking hosts in this zone; at least one."""
+    cname_target: pulumi.Input[str]
+    """Where a CDN host's CNAME points: `spgo.io` (US), `eu.spgo.io` (EU) or an Enterprise tenant's target."""
+    managed_cname_target: pulumi.Input[str] = "v2.spgo.io"
+    """Where a managed host's CNAME points: SparkPost's V2 endpoint, `v2.spgo.io` or `eu.v2.spgo.io`."""
+    account_id: pulumi.Input[str] | None = None
+    """Cloudflare account id; required when the zone is created here."""
+    zone_id: pulumi.Input[str] | None = None
+    """Use this existing zone instead of creating one; it is looked up, not managed."""
+    protect_zone: bool = False
+    """Protect a created zone from deletion (`pulumi destroy` then stops at the zone)."""
+    ssl_rule: str = "page-rule"
+    """`page-rule` (one per host, as in SparkPost's guide) or `configuration-rule` (one ruleset per zone)."""
+    sparkpost_api_url: pulumi.Input[str] | None = None
+    """SparkPost API base URL for the tracking domains (the region's, or an Enterprise tenant's)."""
+    verify_timeout: float = 0
+    """Seconds the provider keeps retrying SparkPost verification during an update; 0 tries once."""
+
+    def cname_target_of(self, host: TrackingHostArgs) -> pulumi.Input[str]:
+        """Where the host's CNAME points: the V2 endpoint for managed HTTPS, else the CDN target."""
+        return self.managed_cname_target if host.managed else self.cname_target
