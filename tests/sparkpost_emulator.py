@@ -402,3 +402,51 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - http.server's names
 
     return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve on 127.0.0.1 until interrupted, for a manual `pulumi up`; prints the API base URL first.
+
+    `python3 tests/sparkpost_emulator.py --port 8025 --api-key KEY [--verifiable HOST ...] [--latency S]`
+    """
+    import argparse
+    import signal
+    from typing import NoReturn
+
+    class OneLineParser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # one clear line and exit 2, no usage block
+            self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+    def port(text: str) -> int:
+        if not text.isdigit() or int(text) > 65535:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0-65535; 0 picks a free one)")
+        return int(text)
+
+    p = OneLineParser(prog="sparkpost_emulator.py", description="SparkPost Tracking Domains API emulator")
+    p.add_argument("--port", type=port, default=0, help="TCP port on 127.0.0.1 (default 0: any free port)")
+    p.add_argument("--api-key", required=True, help="the key clients must send in Authorization (a fake one)")
+    p.add_argument("--verifiable", action="append", default=[], metavar="HOST", help="a host whose verify passes")
+    p.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="added to every answer")
+    args = p.parse_args(argv)
+    api = SparkPostEmulator(args.api_key, latency=args.latency)
+    api.state.verifiable.update(h.lower() for h in args.verifiable)
+    api._server.server_close()  # the constructor bound a free port; bind the one asked for instead
+    try:
+        api._server = _QuietServer(("127.0.0.1", args.port), _handler_for(api))
+    except OSError as exc:
+        print(f"sparkpost_emulator.py: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    api._server.daemon_threads = True
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it like Ctrl-C
+    print(api.url, flush=True)
+    try:
+        api._server.serve_forever(0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        api._server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
