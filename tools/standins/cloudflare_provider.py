@@ -1,0 +1,473 @@
+"""A stand-in for `pulumi-resource-cloudflare`, answering for exactly what this project uses.
+
+Why it exists: the real plugin is built from `github.com/pulumi/pulumi-cloudflare/provider/v6`, and
+the Go module proxy reachable here refuses that module at every release (and the upstream
+`terraform-provider-cloudflare` v5 too), so no release can be built on this machine (README, "The
+real engine"; REAL-ENGINE.md, section 7, option 3). Everything around it stays real: the Pulumi CLI
+and engine, the dynamic-provider host, config, secrets, state, parallelism, crash recovery.
+
+What it does: serves Pulumi's ResourceProvider gRPC protocol for the types `Zone`, `DnsRecord`,
+`PageRule`, `Ruleset` and the invoke `getZone`; validates every input against the `pulumi_cloudflare`
+package's own types (standins/cloudflare_types.py); and makes the calls Cloudflare's Terraform
+provider v5 makes (REAL-ENGINE.md, section 5) against `cloudflare:baseUrl` / `CLOUDFLARE_BASE_URL`
+(the loopback emulator in the tests), with the token from `cloudflare:apiToken` /
+`CLOUDFLARE_API_TOKEN`. A diff is computed the way a bridged provider does: an input that differs
+from what was last read is an update, or a replacement for the properties Cloudflare cannot change
+in place. The token is kept in memory only, never printed or put in an error.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pulumi_cloudflare as cloudflare
+import requests
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from standins.cloudflare_types import UNKNOWN, Field, schema_of, validate
+
+VERSION = importlib.metadata.version("pulumi_cloudflare")
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+TIMEOUT = (5.0, 30.0)  # connect, read: per attempt
+# Like the Go client the real provider uses: 429 and 5xx are retried with backoff (bounded here).
+RETRY = Retry(total=4, backoff_factor=0.2, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None)
+
+
+class ApiError(Exception):
+    """A Cloudflare API call that failed: the HTTP status and Cloudflare's own error codes and messages."""
+
+    def __init__(self, status: int, method: str, path: str, errors: list[dict[str, Any]]) -> None:
+        self.status = status
+        said = "; ".join(f"[{e.get('code')}] {e.get('message')}" for e in errors) or "no error details"
+        super().__init__(f"Cloudflare answered {status} to {method} {path}: {said}")
+
+
+class CloudflareApi:
+    """Cloudflare's v4 API: the envelope unwrapped, failures raised as ApiError."""
+
+    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        self.session.mount("http://", HTTPAdapter(max_retries=RETRY))
+        self.session.mount("https://", HTTPAdapter(max_retries=RETRY))
+        self.session.headers.update(headers)
+
+    def call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+        response = self.session.request(method, self.base_url + path, json=body, params=params, timeout=TIMEOUT)
+        try:
+            envelope = response.json()
+        except ValueError:
+            envelope = {}
+        if not response.ok or not envelope.get("success", False):
+            raise ApiError(response.status_code, method, path, list(envelope.get("errors") or []))
+        return envelope.get("result")
+
+
+# --- names: Pulumi's wire names are camelCase, Cloudflare's JSON is snake_case --------------------
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def to_api(values: dict[str, Any], schema: dict[str, Field]) -> dict[str, Any]:
+    """Pulumi properties to a Cloudflare body: snake_case keys, nothing unset, nested objects too."""
+    body: dict[str, Any] = {}
+    for name, value in values.items():
+        spec = schema.get(name)
+        if spec is None or value is None:
+            continue
+        body[snake(name)] = _to_api_value(spec, value)
+    return body
+
+
+def _to_api_value(spec: Field, value: Any) -> Any:
+    if spec.kind == "object" and isinstance(value, dict):
+        return to_api(value, spec.properties)
+    if spec.kind == "list" and spec.item is not None and isinstance(value, list):
+        return [_to_api_value(spec.item, v) for v in value]
+    if spec.kind == "int" and isinstance(value, float):
+        return int(value)
+    return value
+
+
+def from_api(result: dict[str, Any], schema: dict[str, Field]) -> dict[str, Any]:
+    """A Cloudflare object as Pulumi properties: camelCase, only what the SDK declares."""
+    props: dict[str, Any] = {}
+    for key, value in result.items():
+        spec = schema.get(camel(key))
+        if spec is not None:
+            props[spec.wire_name] = _from_api_value(spec, value)
+    return props
+
+
+def _from_api_value(spec: Field, value: Any) -> Any:
+    if spec.kind == "object" and isinstance(value, dict):
+        return from_api(value, spec.properties)
+    if spec.kind == "list" and spec.item is not None and isinstance(value, list):
+        return [_from_api_value(spec.item, v) for v in value]
+    return value
+
+
+# --- one entry per type: where it lives in the API and how its properties map ---------------------
+
+
+@dataclass(frozen=True)
+class CloudflareType:
+    """How one Pulumi type is created, read, updated and deleted through the API."""
+
+    token: str
+    args: type
+    state: type
+    collection: Callable[[dict[str, Any]], str]  # the API path of the collection, from the properties
+    replaces: tuple[str, ...]  # properties Cloudflare cannot change in place
+    update_method: str = "PUT"
+    updatable: tuple[str, ...] | None = None  # None: the whole body goes in the update
+    to_body: Callable[[dict[str, Any], CloudflareType], dict[str, Any]] | None = None
+    to_props: Callable[[dict[str, Any], CloudflareType], dict[str, Any]] | None = None
+
+    @property
+    def input_schema(self) -> dict[str, Field]:
+        return schema_of(self.args)
+
+    @property
+    def output_schema(self) -> dict[str, Field]:
+        return schema_of(self.state)
+
+    def body(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        if self.to_body is not None:
+            return self.to_body(inputs, self)
+        fields = {k: v for k, v in inputs.items() if k not in ("zoneId", "accountId")}
+        return to_api(fields, self.input_schema)
+
+    def outputs(self, inputs: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        props = self.to_props(result, self) if self.to_props is not None else from_api(result, self.output_schema)
+        kept = {k: v for k, v in inputs.items() if not k.startswith("__") and k not in props}
+        return {**kept, **props}
+
+
+def _zone_path(props: dict[str, Any]) -> str:
+    return f"/zones/{props['zoneId']}"
+
+
+def _page_rule_body(inputs: dict[str, Any], kind: CloudflareType) -> dict[str, Any]:
+    # The SDK's one `target` and `actions` object become the API's lists (pagerules API).
+    actions = to_api(inputs.get("actions") or {}, kind.input_schema["actions"].properties)
+    body: dict[str, Any] = {
+        "targets": [{"target": "url", "constraint": {"operator": "matches", "value": inputs["target"]}}],
+        "actions": [{"id": action, "value": value} for action, value in actions.items()],
+    }
+    for key in ("priority", "status"):
+        if inputs.get(key) is not None:
+            body[key] = int(inputs[key]) if key == "priority" else inputs[key]
+    return body
+
+
+def _page_rule_props(result: dict[str, Any], kind: CloudflareType) -> dict[str, Any]:
+    targets = result.get("targets") or [{}]
+    actions = {camel(a["id"]): a.get("value") for a in result.get("actions") or []}
+    props = from_api({k: v for k, v in result.items() if k not in ("targets", "actions")}, kind.output_schema)
+    props["target"] = (targets[0].get("constraint") or {}).get("value")
+    props["actions"] = from_api({snake(k): v for k, v in actions.items()}, kind.output_schema["actions"].properties)
+    return props
+
+
+def _module(name: str) -> Any:
+    return sys.modules[f"pulumi_cloudflare.{name}"]
+
+
+TYPES: dict[str, CloudflareType] = {
+    kind.token: kind
+    for kind in (
+        CloudflareType(
+            "cloudflare:index/zone:Zone",
+            cloudflare.ZoneArgs,
+            _module("zone")._ZoneState,
+            lambda _props: "/zones",
+            replaces=("account", "name"),
+            update_method="PATCH",
+            updatable=("paused", "type", "vanityNameServers"),
+        ),
+        CloudflareType(
+            "cloudflare:index/dnsRecord:DnsRecord",
+            cloudflare.DnsRecordArgs,
+            _module("dns_record")._DnsRecordState,
+            lambda props: _zone_path(props) + "/dns_records",
+            replaces=("zoneId",),
+        ),
+        CloudflareType(
+            "cloudflare:index/pageRule:PageRule",
+            cloudflare.PageRuleArgs,
+            _module("page_rule")._PageRuleState,
+            lambda props: _zone_path(props) + "/pagerules",
+            replaces=("zoneId",),
+            to_body=_page_rule_body,
+            to_props=_page_rule_props,
+        ),
+        CloudflareType(
+            "cloudflare:index/ruleset:Ruleset",
+            cloudflare.RulesetArgs,
+            _module("ruleset")._RulesetState,
+            lambda props: _zone_path(props) + "/rulesets",
+            replaces=("zoneId", "accountId", "kind", "phase"),
+        ),
+    )
+}
+GET_ZONE = "cloudflare:index/getZone:getZone"
+
+
+# --- diff: inputs against what was last read --------------------------------------------------------
+
+
+def same(old: Any, new: Any) -> bool:
+    """Whether an input `new` is what `old` (the recorded output) already is. Keys the input leaves out
+    of an object are Cloudflare's to fill (ids, versions) and do not count."""
+    if new == UNKNOWN:
+        return False
+    if isinstance(new, dict):
+        return isinstance(old, dict) and all(same(old.get(k), v) for k, v in new.items() if v is not None)
+    if isinstance(new, list):
+        return isinstance(old, list) and len(old) == len(new) and all(map(same, old, new))
+    if isinstance(new, (int, float)) and not isinstance(new, bool) and isinstance(old, (int, float)):
+        return float(old) == float(new)
+    return bool(old == new)
+
+
+def changed_properties(olds: dict[str, Any], news: dict[str, Any], old_inputs: dict[str, Any]) -> list[str]:
+    names = {k for k in (*news, *old_inputs) if not k.startswith("__")}
+    changed = []
+    for name in sorted(names):
+        if name in news and news[name] is not None:
+            if not same(olds.get(name), news[name]):
+                changed.append(name)
+        elif old_inputs.get(name) is not None:  # removed from the program
+            changed.append(name)
+    return changed
+
+
+# --- the gRPC service ------------------------------------------------------------------------------
+
+
+def _props(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(struct) if struct is not None else {}
+
+
+def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(props)
+    return message
+
+
+def _label(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1] if urn else "resource"
+
+
+class CloudflareProvider(provider_pb2_grpc.ResourceProviderServicer):
+    """The ResourceProvider service for the Cloudflare types this project uses."""
+
+    def __init__(self) -> None:
+        self._config: dict[str, Any] = {}
+        self._api: CloudflareApi | None = None
+        self._lock = threading.Lock()
+
+    # --- provider configuration ---------------------------------------------------------------
+
+    def Handshake(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method names
+        return provider_pb2.ProviderHandshakeResponse(accept_secrets=False, accept_resources=False)
+
+    def GetPluginInfo(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return plugin_pb2.PluginInfo(version=VERSION)
+
+    def CheckConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
+        news = _props(request.news)
+        config = {k: v for k, v in news.items() if k != "version"}
+        failures = validate(schema_of(cloudflare.ProviderArgs), config)
+        return provider_pb2.CheckResponse(
+            inputs=_struct(news), failures=[provider_pb2.CheckFailure(property=p, reason=r) for p, r in failures]
+        )
+
+    def DiffConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
+        olds, news = _props(request.olds), _props(request.news)
+        changed = [k for k in sorted({*olds, *news}) if k != "version" and olds.get(k) != news.get(k)]
+        kind = provider_pb2.DiffResponse.DIFF_SOME if changed else provider_pb2.DiffResponse.DIFF_NONE
+        return provider_pb2.DiffResponse(changes=kind, diffs=changed)
+
+    def Configure(self, request: Any, context: Any) -> Any:  # noqa: N802
+        config = _props(request.args)
+        for key, value in request.variables.items():  # "cloudflare:config:baseUrl" -> "baseUrl"
+            config.setdefault(key.rsplit(":", 1)[-1], value)
+        with self._lock:
+            self._config = config
+            self._api = None
+        return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=True)
+
+    def api(self) -> CloudflareApi:
+        with self._lock:
+            if self._api is None:
+                config = self._config
+                base = config.get("baseUrl") or os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL
+                token = config.get("apiToken") or os.environ.get("CLOUDFLARE_API_TOKEN")
+                key = config.get("apiKey") or os.environ.get("CLOUDFLARE_API_KEY")
+                email = config.get("email") or os.environ.get("CLOUDFLARE_EMAIL")
+                if token:
+                    headers = {"Authorization": f"Bearer {token}"}
+                elif key and email:
+                    headers = {"X-Auth-Key": key, "X-Auth-Email": email}
+                else:
+                    raise ApiError(0, "-", "-", [{"code": 0, "message": "no credentials: set cloudflare:apiToken"}])
+                self._api = CloudflareApi(str(base), headers)
+            return self._api
+
+    # --- resources ----------------------------------------------------------------------------
+
+    def _type(self, urn: str, token: str, context: Any) -> CloudflareType:
+        kind = TYPES.get(token or urn.split("::")[-2].split("$")[-1])
+        if kind is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"this stand-in does not provide {token or urn}")
+        return kind  # type: ignore[return-value]  # abort raises
+
+    def Check(self, request: Any, context: Any) -> Any:  # noqa: N802
+        kind = self._type(request.urn, request.type, context)
+        news = _props(request.news)
+        failures = validate(kind.input_schema, news)
+        return provider_pb2.CheckResponse(
+            inputs=_struct(news), failures=[provider_pb2.CheckFailure(property=p, reason=r) for p, r in failures]
+        )
+
+    def Diff(self, request: Any, context: Any) -> Any:  # noqa: N802
+        kind = self._type(request.urn, request.type, context)
+        olds, news, old_inputs = _props(request.olds), _props(request.news), _props(request.old_inputs)
+        ignored = set(request.ignoreChanges)
+        changed = [name for name in changed_properties(olds, news, old_inputs) if name not in ignored]
+        replaces = [name for name in changed if name in kind.replaces]
+        detail = {
+            name: provider_pb2.PropertyDiff(
+                kind=provider_pb2.PropertyDiff.UPDATE_REPLACE if name in replaces else provider_pb2.PropertyDiff.UPDATE,
+                inputDiff=True,
+            )
+            for name in changed
+        }
+        return provider_pb2.DiffResponse(
+            changes=provider_pb2.DiffResponse.DIFF_SOME if changed else provider_pb2.DiffResponse.DIFF_NONE,
+            replaces=replaces,
+            diffs=changed,
+            detailedDiff=detail,
+            hasDetailedDiff=True,
+        )
+
+    def Create(self, request: Any, context: Any) -> Any:  # noqa: N802
+        kind = self._type(request.urn, request.type, context)
+        inputs = _props(request.properties)
+        if request.preview:
+            return provider_pb2.CreateResponse(id="", properties=_struct(inputs))
+        result = self._call(
+            context, f"create {_label(request.urn)}", "POST", kind.collection(inputs), kind.body(inputs)
+        )
+        return provider_pb2.CreateResponse(id=result["id"], properties=_struct(kind.outputs(inputs, result)))
+
+    def Read(self, request: Any, context: Any) -> Any:  # noqa: N802
+        kind = self._type(request.urn, request.type, context)
+        props, inputs = _props(request.properties), _props(request.inputs)
+        where = {**inputs, **props}
+        try:
+            result = self.api().call("GET", f"{kind.collection(where)}/{request.id}")
+        except ApiError as err:
+            if err.status == 404:
+                return provider_pb2.ReadResponse(id="")  # gone: the engine drops it from state
+            context.abort(grpc.StatusCode.UNKNOWN, f"refresh {_label(request.urn)}: {err}")
+        outputs = kind.outputs(where, result)
+        # The inputs as Cloudflare has them now, so a refresh records drift and the next up repairs it.
+        read_inputs = {k: outputs.get(k, v) for k, v in inputs.items()}
+        return provider_pb2.ReadResponse(id=request.id, properties=_struct(outputs), inputs=_struct(read_inputs))
+
+    def Update(self, request: Any, context: Any) -> Any:  # noqa: N802
+        kind = self._type(request.urn, request.type, context)
+        olds, news = _props(request.olds), _props(request.news)
+        if request.preview:
+            return provider_pb2.UpdateResponse(properties=_struct({**olds, **news}))
+        body = kind.body(news)
+        if kind.updatable is not None:
+            allowed = {snake(name) for name in kind.updatable}
+            body = {k: v for k, v in body.items() if k in allowed}
+        path = f"{kind.collection(news)}/{request.id}"
+        result = self._call(context, f"update {_label(request.urn)}", kind.update_method, path, body)
+        return provider_pb2.UpdateResponse(properties=_struct(kind.outputs(news, result)))
+
+    def Delete(self, request: Any, context: Any) -> Any:  # noqa: N802
+        kind = self._type(request.urn, request.type, context)
+        props = {**_props(request.old_inputs), **_props(request.properties)}
+        try:
+            self.api().call("DELETE", f"{kind.collection(props)}/{request.id}")
+        except ApiError as err:
+            if err.status != 404:  # already gone is done
+                context.abort(grpc.StatusCode.UNKNOWN, f"delete {_label(request.urn)}: {err}")
+        return empty_pb2.Empty()
+
+    def Invoke(self, request: Any, context: Any) -> Any:  # noqa: N802
+        if request.tok != GET_ZONE:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"this stand-in does not provide {request.tok}")
+        args = _props(request.args)
+        # The invoke's arguments are get_zone's own parameters (zone_id, filter), in wire names.
+        accepted = {camel(name) for name in inspect.signature(cloudflare.get_zone).parameters if name != "opts"}
+        unknown = sorted(set(args) - accepted)
+        if unknown:
+            failures = [
+                provider_pb2.CheckFailure(property=k, reason=f"get_zone has no argument {k!r}") for k in unknown
+            ]
+            return provider_pb2.InvokeResponse(failures=failures)
+        if args.get("zoneId"):
+            zone = self._call(context, "get_zone", "GET", f"/zones/{args['zoneId']}")
+        else:
+            name = (args.get("filter") or {}).get("name", "")
+            found = self._call(context, "get_zone", "GET", "/zones", params={"name": name})
+            if not found:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"get_zone: no zone named {name!r}")
+            zone = found[0]
+        values = from_api(zone, schema_of(_module("get_zone").GetZoneResult))
+        return provider_pb2.InvokeResponse(**{"return": _struct({**values, "zoneId": zone["id"]})})
+
+    def Cancel(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return empty_pb2.Empty()
+
+    def _call(self, context: Any, what: str, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        try:
+            return self.api().call(method, path, body, **kw)
+        except (ApiError, requests.RequestException) as err:
+            context.abort(grpc.StatusCode.UNKNOWN, f"{what}: {err}")
+
+
+def serve() -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(CloudflareProvider(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    # The engine interrupts its plugins when it is done with them: stop serving, quietly.
+    stopped = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    stopped.wait()
+    server.stop(grace=1)
+
+
+if __name__ == "__main__":
+    serve()
