@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import os
 import stat
@@ -19,11 +20,22 @@ from components.check.expectations import NameServerSource
 from components.check.results import HostReport, ProbeResult
 
 CLOUDFLARE = ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"]
+EXPECT_NS = ("--expect-ns", ",".join(CLOUDFLARE))
+LOOPBACK = "127.0.0.0/8"  # the test peers stand in for Cloudflare's edge
 
 
 def peer_args(dns_server: NsdServer, edge: EdgeResponder) -> list[str]:
     """Command-line options pointing the check at the test DNS server and TLS responder."""
-    return ["--resolver", dns_server.address, "--port", str(edge.port), "--ca-bundle", edge.ca_file]
+    return [
+        "--resolver",
+        dns_server.address,
+        "--port",
+        str(edge.port),
+        "--ca-bundle",
+        edge.ca_file,
+        "--edge-networks",
+        LOOPBACK,
+    ]
 
 
 def run_check(
@@ -51,6 +63,7 @@ def options_for(
         name_servers=NameServerSource(CLOUDFLARE, None, {}),
         api_key=api_key,
         api_url=api_url or "http://127.0.0.1:9",
+        edge_networks=(ipaddress.ip_network(LOOPBACK),),
     )
 
 
@@ -63,7 +76,7 @@ def probe(report: dict[str, Any], name: str) -> dict[str, Any]:
 def check_one(
     dns_server: NsdServer, edge: EdgeResponder, host: str, extra_args: tuple[str, ...] = (), **kw: Any
 ) -> dict[str, Any]:
-    _, (report,) = run_check(dns_server, edge, host, extra=("--expect-ns", *CLOUDFLARE, *extra_args), **kw)
+    _, (report,) = run_check(dns_server, edge, host, extra=(*EXPECT_NS, *extra_args), **kw)
     return report
 
 
@@ -72,7 +85,7 @@ def test_a_working_host_passes_every_probe(
 ) -> None:
     sparkpost.add_domain("track.example.com", secure=True, default=True, verified=True)
     env = {"SPARKPOST_API_KEY": API_KEY, "SPARKPOST_API_URL": sparkpost.url}
-    code, (report,) = run_check(dns_server, edge, "track.example.com", env=env, extra=("--expect-ns", *CLOUDFLARE))
+    code, (report,) = run_check(dns_server, edge, "track.example.com", env=env, extra=EXPECT_NS)
     assert code == 0 and report["ok"] is True
     assert [(p["probe"], p["status"]) for p in report["probes"]] == [
         ("delegation", "ok"),
@@ -127,7 +140,9 @@ def test_no_address_skips_tls_and_http(dns_server: NsdServer, edge: EdgeResponde
 def test_untrusted_chain(dns_server: NsdServer, edge: EdgeResponder) -> None:
     out = io.StringIO()
     code = main(
-        ["track.example.com", "--resolver", dns_server.address, "--port", str(edge.port), "--json"], out=out, env={}
+        ["track.example.com", "--resolver", dns_server.address, "--port", str(edge.port), "--json", *EXPECT_NS],
+        out=out,
+        env={},
     )  # the system's CAs do not know the test CA
     found = probe(json.loads(out.getvalue())[0], "tls")
     assert code == 1 and "untrusted certificate chain" in found["error"]
@@ -216,7 +231,7 @@ def test_name_servers_from_cloudflare_api(
     try:
         env = {
             "CLOUDFLARE_API_TOKEN": "cf-token-for-test",
-            "CLOUDFLARE_API_BASE_URL": f"http://127.0.0.1:{server.server_port}",
+            "CLOUDFLARE_BASE_URL": f"http://127.0.0.1:{server.server_port}",
         }
         _, (report,) = run_check(dns_server, edge, "track.example.com", env=env)
     finally:
@@ -234,7 +249,7 @@ def test_without_expected_name_servers_it_warns(dns_server: NsdServer, edge: Edg
 
 def test_table_output_and_exit_codes(dns_server: NsdServer, edge: EdgeResponder) -> None:
     out = io.StringIO()
-    args = ["track.example.com", "e526.example.com", *peer_args(dns_server, edge), "--expect-ns", *CLOUDFLARE]
+    args = ["track.example.com", "e526.example.com", *peer_args(dns_server, edge), *EXPECT_NS]
     assert main(args, out=out, env={}) == 1
     table = out.getvalue()
     assert "track.example.com: OK" in table and "e526.example.com: FAILED" in table

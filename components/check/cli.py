@@ -1,35 +1,55 @@
 """`python -m components check HOST...`: every probe for every host, concurrently, then a verdict.
 
-Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 usage error.
+Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 a mistake on the command
+line or in the environment (one line on stderr naming the option or variable, never a traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import math
 import os
+import ssl
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
+import dns.exception
 import dns.resolver
 
-from components.check.dns_probes import find_zone, make_resolver, probe_delegation, probe_dns
-from components.check.expectations import NameServerSource, stack_hosts
+from components.check.cloudflare_api import check_base_url, header_safe
+from components.check.cloudflare_ips import CLOUDFLARE_NETWORKS, LIST_DATE, IPNetwork
+from components.check.deadline import Deadline, DeadlineExceededError, call_within
+from components.check.dns_probes import find_zone, make_resolver, parse_resolver, probe_delegation, probe_dns
+from components.check.expectations import NameServerSource, StackFileError, stack_hosts
 from components.check.http_probe import probe_http
 from components.check.results import HostReport, ProbeResult, skipped
 from components.check.sparkpost_probe import probe_sparkpost
-from components.check.tls_probe import probe_tls
-from components.config import ConfigError
+from components.check.tls_probe import probe_tls, tls_context
 from components.hostnames import HostnameError, normalize_host
-from components.sparkpost.client import SparkPostClient, Timeout, retry_policy
-from components.sparkpost.regions import base_url_for
+from components.sparkpost.client import SparkPostClient, Timeout, normalize_base_url, retry_policy
+from components.sparkpost.regions import REGIONS, base_url_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MAX_PARALLEL_HOSTS = 128  # probes wait on the network; threads are cheap next to that
+MAX_TIMEOUT = 60.0
+# Network steps one host takes at most, one after another, each within --timeout: zone lookup,
+# expected name servers from `pulumi stack output` and from Cloudflare's API, the zone's NS lookup,
+# the host's own lookup, TLS, HTTP, SparkPost.
+STEPS_PER_HOST = 8
+
+
+def command_bound(hosts: int, timeout: float) -> float:
+    """Seconds the command takes at most, whatever the peers do: hosts run MAX_PARALLEL_HOSTS at a
+    time, each in at most STEPS_PER_HOST steps of `timeout` seconds."""
+    waves = max(1, math.ceil(hosts / MAX_PARALLEL_HOSTS))
+    return waves * STEPS_PER_HOST * timeout
 
 
 @dataclass(frozen=True)
@@ -49,57 +69,188 @@ class CheckOptions:
     name_servers: NameServerSource
     api_key: str | None
     api_url: str
+    """SparkPost's API when neither an override nor the stack names one."""
+    api_url_override: str | None = None
+    """SPARKPOST_API_URL or --region: wins over the stack file."""
+    edge_networks: tuple[IPNetwork, ...] = CLOUDFLARE_NETWORKS
+
+    def api_url_for(self, expected: HostExpectation) -> str:
+        return self.api_url_override or expected.api_url or self.api_url
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in the environment: one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+DEFAULT_TIMEOUT = 5.0
+EPILOG = f"""\
+time bound:
+  --timeout is the total of each network step, however slowly a peer answers. A host takes at
+  most {STEPS_PER_HOST} steps, so the command ends within {STEPS_PER_HOST} x --timeout seconds
+  ({command_bound(1, DEFAULT_TIMEOUT):g} s by default) for up to {MAX_PARALLEL_HOSTS} hosts, checked at once;
+  each further {MAX_PARALLEL_HOSTS} hosts add as much again.
+
+environment:
+  SPARKPOST_API_KEY     a SparkPost key with Tracking Domains: Read; without it the sparkpost probe is skipped
+  SPARKPOST_API_URL     SparkPost's API base URL (Enterprise tenant, or an emulator); wins over --region
+  SPARKPOST_REGION      us or eu, when neither --region, SPARKPOST_API_URL nor the stack file says
+  CLOUDFLARE_API_TOKEN  a Cloudflare token with Zone: Read, to learn a zone's name servers when neither
+                        --expect-ns nor `pulumi stack output` gives them
+  CLOUDFLARE_BASE_URL   Cloudflare's API base URL (default https://api.cloudflare.com/client/v4)
+
+exit codes:
+  0 every check passed (warnings allowed), 1 a check failed, 2 a mistake in the options or environment
+"""
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m components check", description=__doc__.split("\n")[0])
+    p = _Parser(
+        prog="python -m components check",
+        description="Tell whether HTTPS tracking works for each host, and if not, why and what to do.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("hosts", nargs="*", help="tracking hosts, e.g. track.example.com (default: every host of --stack)")
     p.add_argument("--stack", help="read hosts and expectations from stacks/Pulumi.<STACK>.yaml")
-    p.add_argument("--expect-ns", nargs="+", metavar="NS", help="the zone's expected Cloudflare name servers")
-    p.add_argument("--resolver", metavar="IP[:PORT]", help="DNS server to ask (default: the system's)")
-    p.add_argument("--port", type=int, default=443, help="HTTPS port to probe (default 443)")
-    p.add_argument("--ca-bundle", metavar="FILE", help="trust these CAs instead of the system's")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds per network step (default 5)")
+    p.add_argument(
+        "--expect-ns",
+        action="append",
+        type=_name_servers,
+        metavar="NS[,NS]",
+        help="a name server the zones must be delegated to; repeat it or separate with commas",
+    )
+    p.add_argument("--resolver", type=_resolver, metavar="IP[:PORT]", help="DNS server to ask (default: the system's)")
+    p.add_argument("--port", type=_port, default=443, help="HTTPS port to probe (default 443)")
+    p.add_argument("--ca-bundle", type=_ca_bundle, metavar="FILE", help="trust these CAs instead of the system's")
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds each network step may take in all (default 5, at most {MAX_TIMEOUT:g})",
+    )
+    p.add_argument("--region", choices=REGIONS, help="SparkPost region of the account (default: the stack's, or us)")
     p.add_argument("--managed", action="store_true", help="the hosts use managed HTTPS (DNS-only CNAME to V2)")
+    p.add_argument(
+        "--edge-networks",
+        action="append",
+        type=_networks,
+        metavar="CIDR[,CIDR]",
+        help=f"addresses that count as Cloudflare's edge (default: Cloudflare's published ranges of {LIST_DATE})",
+    )
     p.add_argument("--json", action="store_true", help="print JSON for machines instead of a table")
+    p.add_argument(
+        "--summary",
+        type=_appendable,
+        metavar="FILE",
+        help="also append the table to FILE as Markdown (in GitHub Actions: $GITHUB_STEP_SUMMARY)",
+    )
     return p
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout, env: dict[str, str] | None = None) -> int:
-    env = dict(os.environ) if env is None else env
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:  # argparse already printed what is wrong
-        return int(exc.code or 0) and 2
-    try:
-        expectations = _expectations(args)
-    except (HostnameError, ConfigError, OSError) as exc:
-        print(f"check: {exc}", file=sys.stderr)
-        return 2
-    if not expectations:
-        print("check: name at least one host, or --stack with tracking domains", file=sys.stderr)
-        return 2
-    options = CheckOptions(
-        resolver=args.resolver,
-        port=args.port,
-        ca_bundle=args.ca_bundle,
-        timeout=args.timeout,
-        name_servers=NameServerSource(args.expect_ns, args.stack, env, args.timeout),
-        api_key=env.get("SPARKPOST_API_KEY") or None,
-        api_url=env.get("SPARKPOST_API_URL") or base_url_for(env.get("SPARKPOST_REGION", "us")),
-    )
-    reports = check_hosts(expectations, options)
-    if args.json:
-        json.dump([r.as_dict() for r in reports], out, indent=2)
-        out.write("\n")
-    else:
-        out.write(render(reports))
-    return 0 if all(r.ok for r in reports) else 1
+# --- options: each checked where it is read, so a mistake names its option -------------------------
 
 
-def _expectations(args: argparse.Namespace) -> dict[str, HostExpectation]:
-    from_stack = stack_hosts(args.stack, ROOT) if args.stack else {}
-    names = [normalize_host(h) for h in args.hosts] or list(from_stack)
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 0 < value <= MAX_TIMEOUT:  # NaN fails this too
+        raise argparse.ArgumentTypeError(
+            f"{text} is out of range: give more than 0 and at most {MAX_TIMEOUT:g} seconds"
+        )
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a TCP port (1-65535)")
+    return int(text)
+
+
+def _resolver(text: str) -> str:
+    try:
+        parse_resolver(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _ca_bundle(text: str) -> str:
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: '{text}'")
+    try:
+        tls_context(text)
+    except (ssl.SSLError, OSError, ValueError):
+        raise argparse.ArgumentTypeError(f"'{text}' holds no PEM CA certificate") from None
+    return text
+
+
+def _name_servers(text: str) -> list[str]:
+    try:
+        return [normalize_host(part) for part in text.split(",") if part.strip()]
+    except HostnameError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _networks(text: str) -> list[IPNetwork]:
+    try:
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}: give networks such as 104.16.0.0/13") from None
+
+
+def _appendable(text: str) -> str:
+    try:
+        with open(text, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot write to '{text}': {exc.strerror}") from None
+    return text
+
+
+def _environment(env: Mapping[str, str], region: str | None) -> tuple[str | None, str | None, str]:
+    """(SparkPost key, API URL override, fallback API URL) from the environment, or UsageError."""
+    key = env.get("SPARKPOST_API_KEY") or None
+    if key is not None and not header_safe(key.strip()):
+        raise UsageError("SPARKPOST_API_KEY has spaces or characters an HTTP header cannot carry: copy the key again")
+    token = env.get("CLOUDFLARE_API_TOKEN")
+    if token and not header_safe(token.strip()):
+        raise UsageError(
+            "CLOUDFLARE_API_TOKEN has spaces or characters an HTTP header cannot carry: copy the token again"
+        )
+    if env.get("CLOUDFLARE_BASE_URL"):
+        try:
+            check_base_url(env["CLOUDFLARE_BASE_URL"])
+        except ValueError as exc:
+            raise UsageError(f"CLOUDFLARE_BASE_URL: {exc}") from None
+    env_region = env.get("SPARKPOST_REGION") or None
+    if env_region is not None and env_region not in REGIONS:
+        raise UsageError(f"SPARKPOST_REGION: {env_region!r} is not a SparkPost region: use one of {', '.join(REGIONS)}")
+    override = base_url_for(region) if region else None
+    if env.get("SPARKPOST_API_URL"):
+        try:
+            override = normalize_base_url(env["SPARKPOST_API_URL"])
+        except ValueError as exc:
+            raise UsageError(f"SPARKPOST_API_URL: {exc}") from None
+    return key.strip() if key else None, override, base_url_for(env_region or "us")
+
+
+def _expectations(args: argparse.Namespace, root: Path) -> dict[str, HostExpectation]:
+    try:
+        from_stack = stack_hosts(args.stack, root) if args.stack else {}
+    except StackFileError as exc:
+        raise UsageError(f"--stack {args.stack}: {exc}") from None
+    try:
+        names = [normalize_host(h) for h in args.hosts] or list(from_stack)
+    except HostnameError as exc:
+        raise UsageError(str(exc)) from None
     found: dict[str, HostExpectation] = {}
     for host in names:
         known = from_stack.get(host, {})
@@ -112,72 +263,193 @@ def _expectations(args: argparse.Namespace) -> dict[str, HostExpectation]:
     return found
 
 
+def _prepare(
+    argv: list[str] | None, env: Mapping[str, str], root: Path
+) -> tuple[argparse.Namespace, dict[str, HostExpectation], CheckOptions]:
+    args = parser().parse_args(argv)
+    api_key, override, fallback = _environment(env, args.region)
+    expectations = _expectations(args, root)
+    if not expectations:
+        raise UsageError("name at least one host, or --stack with tracking domains")
+    try:
+        make_resolver(args.resolver, args.timeout)
+    except dns.exception.DNSException:
+        raise UsageError("the system has no DNS resolver configured (/etc/resolv.conf): pass --resolver IP") from None
+    expected_ns = [ns for group in args.expect_ns or [] for ns in group]
+    edge = tuple(n for group in args.edge_networks for n in group) if args.edge_networks else CLOUDFLARE_NETWORKS
+    options = CheckOptions(
+        resolver=args.resolver,
+        port=args.port,
+        ca_bundle=args.ca_bundle,
+        timeout=args.timeout,
+        name_servers=NameServerSource(expected_ns, args.stack, env, args.timeout),
+        api_key=api_key,
+        api_url=fallback,
+        api_url_override=override,
+        edge_networks=edge,
+    )
+    return args, expectations, options
+
+
+def main(
+    argv: list[str] | None = None, out: TextIO = sys.stdout, env: Mapping[str, str] | None = None, root: Path = ROOT
+) -> int:
+    env = dict(os.environ) if env is None else env
+    try:
+        args, expectations, options = _prepare(argv, env, root)
+    except UsageError as exc:
+        print(f"check: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help printed its text
+        return 0 if not exc.code else 2
+    reports = check_hosts(expectations, options)
+    if args.json:
+        json.dump([r.as_dict() for r in reports], out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render(reports))
+    if args.summary:
+        with open(args.summary, "a", encoding="utf-8") as summary:
+            summary.write(render_markdown(reports))
+    return 0 if all(r.ok for r in reports) else 1
+
+
+# --- running the probes ----------------------------------------------------------------------------
+
+
 def check_hosts(expectations: dict[str, HostExpectation], options: CheckOptions) -> list[HostReport]:
     """Check every host at once: the total is near the slowest host, not the sum."""
+    resolver = make_resolver(options.resolver, options.timeout)
+    zones = ZoneCache(options, resolver)
     workers = max(1, min(MAX_PARALLEL_HOSTS, len(expectations)))
-    delegations = ZoneCache(options)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [
-            pool.submit(check_host, host, expected, options, delegations) for host, expected in expectations.items()
-        ]
+        futures = [pool.submit(check_host, host, expected, options, zones) for host, expected in expectations.items()]
         return [f.result() for f in futures]
 
 
 class ZoneCache:
-    """The delegation verdict of each zone, looked up once per run however many of its hosts are checked."""
+    """The delegation verdict of each zone, worked out once per run however many of its hosts are
+    checked. Zones are independent: the lock only guards the table, never a lookup."""
 
-    def __init__(self, options: CheckOptions) -> None:
+    def __init__(self, options: CheckOptions, resolver: dns.resolver.Resolver) -> None:
         self.options = options
-        self._results: dict[str | None, ProbeResult] = {}
+        self.resolver = resolver
         self._lock = threading.Lock()
+        self._verdicts: dict[str, _Verdict] = {}
 
-    def delegation(self, zone: str | None, resolver: dns.resolver.Resolver) -> ProbeResult:
+    def delegation(self, host: str) -> ProbeResult:
+        found = find_zone(host, self.resolver, self.options.timeout)
+        if found.zone is None:
+            assert found.failure is not None
+            return found.failure
         with self._lock:
-            if zone not in self._results:
-                expected = self.options.name_servers.for_zone(zone) if zone else None
-                self._results[zone] = probe_delegation(zone, resolver, expected)
-            return self._results[zone]
+            verdict = self._verdicts.get(found.zone)
+            mine = verdict is None
+            if verdict is None:
+                verdict = self._verdicts[found.zone] = _Verdict()
+        if mine:
+            verdict.settle(guarded("delegation", lambda: self._probe(str(found.zone))))
+        return verdict.wait()
+
+    def _probe(self, zone: str) -> ProbeResult:
+        expected = self.options.name_servers.for_zone(zone)
+        return probe_delegation(zone, self.resolver, expected, self.options.timeout)
+
+
+class _Verdict:
+    """One zone's verdict, settled by the first host of the zone; the others wait for it."""
+
+    def __init__(self) -> None:
+        self._settled = threading.Event()
+        self._result: ProbeResult | None = None
+
+    def settle(self, result: ProbeResult) -> None:
+        self._result = result
+        self._settled.set()
+
+    def wait(self) -> ProbeResult:
+        self._settled.wait()  # the settling host's own steps are bounded, so this is too
+        assert self._result is not None
+        return self._result
+
+
+def guarded(probe: str, action: Callable[[], ProbeResult]) -> ProbeResult:
+    """A probe's result; a bug or an unforeseen error becomes that probe's failure, not the run's."""
+    try:
+        return action()
+    except Exception as exc:  # reported on this host; the other hosts keep their results
+        return ProbeResult(
+            probe,
+            "the probe stopped on an unexpected error",
+            error=f"unexpected {type(exc).__name__}: {exc}",
+            remedy="run the check again; if it persists, report it with this line",
+        )
 
 
 def check_host(
-    host: str, expected: HostExpectation, options: CheckOptions, delegations: ZoneCache | None = None
+    host: str, expected: HostExpectation, options: CheckOptions, zones: ZoneCache | None = None
 ) -> HostReport:
-    resolver = make_resolver(options.resolver, options.timeout)
-    zone = find_zone(host, resolver)
-    results: list[ProbeResult] = [(delegations or ZoneCache(options)).delegation(zone, resolver)]
-    dns_result = probe_dns(host, resolver, managed=expected.managed)
+    if zones is None:
+        zones = ZoneCache(options, make_resolver(options.resolver, options.timeout))
+    results = [guarded("delegation", lambda: zones.delegation(host))]
+    dns_result = guarded(
+        "dns",
+        lambda: probe_dns(
+            host, zones.resolver, timeout=options.timeout, edge_networks=options.edge_networks, managed=expected.managed
+        ),
+    )
     results.append(dns_result)
-    addresses = dns_result.details.get("addresses") or []
+    addresses: list[str] = dns_result.details.get("addresses") or []
     if addresses:
-        results.append(
-            probe_tls(
-                host,
-                addresses[0],
-                options.port,
-                ca_bundle=options.ca_bundle,
-                timeout=options.timeout,
+        connection: list[Any] = [None]
+
+        def tls() -> ProbeResult:
+            result, connection[0] = probe_tls(
+                host, addresses[0], options.port, ca_bundle=options.ca_bundle, timeout=options.timeout,
                 managed=expected.managed,
+            )  # fmt: skip
+            return result
+
+        results.append(guarded("tls", tls))
+        results.append(
+            guarded(
+                "http",
+                lambda: probe_http(host, addresses[0], options.port, timeout=options.timeout, connection=connection[0]),
             )
         )
-        results.append(probe_http(host, addresses[0], options.port, timeout=options.timeout))
     else:
         results += [skipped("tls", "the host has no address"), skipped("http", "the host has no address")]
-    results.append(_sparkpost(host, expected, options, dns_result.details.get("cname")))
+    results.append(guarded("sparkpost", lambda: _sparkpost(host, expected, options, dns_result.details.get("cname"))))
     return HostReport(host, tuple(results))
 
 
 def _sparkpost(host: str, expected: HostExpectation, options: CheckOptions, cname: str | None) -> ProbeResult:
     if not options.api_key:
         return skipped("sparkpost", "set SPARKPOST_API_KEY to check the tracking domain in SparkPost")
-    client = SparkPostClient(
-        options.api_key,
-        expected.api_url or options.api_url,
-        subaccount=expected.subaccount,
-        timeout=Timeout(connect=options.timeout, read=options.timeout),
-        retry=retry_policy(retries=2),
-    )
-    with client:
-        return probe_sparkpost(host, client, expect_default=expected.default, cname=cname, managed=expected.managed)
+    api_key, api_url = options.api_key, options.api_url_for(expected)
+
+    def ask() -> ProbeResult:
+        with SparkPostClient(
+            api_key,
+            api_url,
+            subaccount=expected.subaccount,
+            timeout=Timeout(connect=options.timeout, read=options.timeout),
+            retry=retry_policy(retries=2),
+        ) as client:
+            return probe_sparkpost(host, client, expect_default=expected.default, cname=cname, managed=expected.managed)
+
+    try:
+        return call_within(Deadline(options.timeout), ask)
+    except DeadlineExceededError as exc:
+        return ProbeResult(
+            "sparkpost",
+            "could not ask SparkPost",
+            error=f"no complete answer from {api_url}: {exc}",
+            remedy="check SparkPost's status page and the network, then run again (or raise --timeout)",
+        )
+
+
+# --- output ----------------------------------------------------------------------------------------
 
 
 def render(reports: list[HostReport]) -> str:
@@ -192,6 +464,25 @@ def render(reports: list[HostReport]) -> str:
                 lines.append(f"  {'':<11} {'':<5} warn:   {warning}")
             if r.remedy and (r.error or r.warnings):
                 lines.append(f"  {'':<11} {'':<5} do:     {r.remedy}")
-    failed = sum(1 for r in reports if not r.ok)
-    lines.append(f"{len(reports) - failed} of {len(reports)} hosts OK" + (f", {failed} failed" if failed else ""))
+    lines.append(_tally(reports))
     return "\n".join(lines) + "\n"
+
+
+def render_markdown(reports: list[HostReport]) -> str:
+    """The same table for a CI job summary."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| host | probe | status | what was seen | what is wrong / what to do |", "|---|---|---|---|---|"]
+    for report in reports:
+        for r in report.results:
+            notes = [f"**{r.error}**" if r.error else "", *r.warnings, f"do: {r.remedy}" if r.remedy else ""]
+            problems = "<br>".join(cell(n) for n in notes if n) if (r.error or r.warnings) else ""
+            lines.append(f"| {report.host} | {r.probe} | {r.status} | {cell(r.summary)} | {problems} |")
+    return f"### Check: {_tally(reports)}\n\n" + "\n".join(lines) + "\n\n"
+
+
+def _tally(reports: list[HostReport]) -> str:
+    failed = sum(1 for r in reports if not r.ok)
+    return f"{len(reports) - failed} of {len(reports)} hosts OK" + (f", {failed} failed" if failed else "")

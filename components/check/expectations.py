@@ -3,84 +3,156 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
-from components.config import parse_settings
+from components.check.cloudflare_api import DEFAULT_BASE_URL, CloudflareLookupError, zone_name_servers
+from components.check.deadline import Deadline
+from components.config import ConfigError, parse_settings
 
-CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
+
+@dataclass(frozen=True)
+class ExpectedNameServers:
+    """The name servers a zone should be delegated to, or why they are not known."""
+
+    names: tuple[str, ...] | None
+    source: str = ""
+    problem: str | None = None
+    """Set when a source the user asked for failed (a refused token): the delegation probe fails."""
+    remedy: str | None = None
+    notes: tuple[str, ...] = ()
+    """Sources that were tried and gave nothing, worth a warning."""
+
+
+NO_SOURCE = (
+    "no expected name servers to compare with: pass --expect-ns, run where `pulumi stack output` works, "
+    "or set CLOUDFLARE_API_TOKEN"
+)
 
 
 class NameServerSource:
-    """Expected Cloudflare name servers for a zone: --expect-ns, else the stack's output, else Cloudflare's API."""
+    """Expected Cloudflare name servers for a zone: --expect-ns, else the stack's output, else Cloudflare's API.
+
+    Each source is one network step with its own deadline of `timeout` seconds. The stack's output is
+    asked once for all zones; Cloudflare's API once per zone, zones concurrently.
+    """
 
     def __init__(
         self,
         explicit: Sequence[str] | None,
         stack: str | None,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str],
         timeout: float = 5,
     ) -> None:
-        self.explicit = list(explicit) if explicit else None
+        self.explicit = tuple(ns.rstrip(".").lower() for ns in explicit) if explicit else None
         self.stack = stack
-        self.env = os.environ if env is None else env
+        self.env = env
         self.timeout = timeout
-        self._stack_outputs: dict[str, list[str]] | None = None
+        self._outputs_lock = threading.Lock()
+        self._stack_outputs: tuple[dict[str, list[str]], str | None] | None = None
 
-    def for_zone(self, zone: str) -> list[str] | None:
+    def for_zone(self, zone: str) -> ExpectedNameServers:
         if self.explicit:
-            return self.explicit
-        from_stack = self._from_stack_output().get(zone)
-        if from_stack:
-            return from_stack
-        return self._from_cloudflare(zone)
-
-    def _from_stack_output(self) -> dict[str, list[str]]:
-        if self._stack_outputs is None:
-            self._stack_outputs = {}
-            pulumi = shutil.which("pulumi", path=self.env.get("PATH"))
-            if pulumi:
-                command = [pulumi, "stack", "output", "--json", *(["--stack", self.stack] if self.stack else [])]
-                try:
-                    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603 - fixed argv, the user's own CLI
-                    outputs = json.loads(done.stdout) if done.returncode == 0 else {}
-                except (OSError, ValueError, subprocess.TimeoutExpired):
-                    outputs = {}
-                name_servers = outputs.get("nameServers") if isinstance(outputs, dict) else None
-                if isinstance(name_servers, dict):
-                    self._stack_outputs = {z: list(ns) for z, ns in name_servers.items() if isinstance(ns, list)}
-        return self._stack_outputs
-
-    def _from_cloudflare(self, zone: str) -> list[str] | None:
+            return ExpectedNameServers(self.explicit, "--expect-ns")
+        outputs, note = self._from_stack_output()
+        if outputs.get(zone):
+            return ExpectedNameServers(tuple(outputs[zone]), "pulumi stack output")
+        notes = (note,) if note else ()
         token = self.env.get("CLOUDFLARE_API_TOKEN")
         if not token:
-            return None
-        base = self.env.get("CLOUDFLARE_API_BASE_URL", CLOUDFLARE_API).rstrip("/")
+            return ExpectedNameServers(None, notes=(*notes, NO_SOURCE))
+        base_url = (self.env.get("CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         try:
-            answer = requests.get(
-                f"{base}/zones",
-                params={"name": zone},
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=self.timeout,
+            names = zone_name_servers(zone, token, base_url, Deadline(self.timeout))
+        except CloudflareLookupError as err:
+            remedy = (
+                "set CLOUDFLARE_API_TOKEN to a token with Zone: Read on this zone (My Profile > API Tokens), "
+                "or pass --expect-ns"
+                if err.refused
+                else "check CLOUDFLARE_API_TOKEN's account and the network, or pass --expect-ns"
             )
-            zones = answer.json().get("result") or []
-        except (requests.RequestException, ValueError):
-            return None
-        return list(zones[0].get("name_servers") or []) if zones else None
+            return ExpectedNameServers(None, "Cloudflare API", problem=str(err), remedy=remedy, notes=notes)
+        return ExpectedNameServers(tuple(names), "Cloudflare API", notes=notes)
+
+    def _from_stack_output(self) -> tuple[dict[str, list[str]], str | None]:
+        # Asked once for every zone: the lock only makes the zones that come meanwhile wait for that
+        # one answer (bounded by its deadline), which they need anyway.
+        with self._outputs_lock:
+            if self._stack_outputs is None:
+                self._stack_outputs = self._ask_pulumi()
+            return self._stack_outputs
+
+    def _ask_pulumi(self) -> tuple[dict[str, list[str]], str | None]:
+        pulumi = shutil.which("pulumi", path=self.env.get("PATH"))
+        if not pulumi:
+            return {}, None
+        command = [pulumi, "stack", "output", "--json", *(["--stack", self.stack] if self.stack else [])]
+        try:
+            done = subprocess.run(  # noqa: S603 - fixed argv, the user's own CLI
+                command, capture_output=True, text=True, timeout=self.timeout, check=False, env=dict(self.env)
+            )
+        except subprocess.TimeoutExpired:
+            return {}, f"`pulumi stack output` gave no answer within {self.timeout:g} s"
+        except OSError as exc:
+            return {}, f"`pulumi stack output` could not run: {exc.strerror or type(exc).__name__}"
+        try:
+            outputs = json.loads(done.stdout) if done.returncode == 0 else {}
+        except ValueError:
+            outputs = {}
+        name_servers = outputs.get("nameServers") if isinstance(outputs, dict) else None
+        if not isinstance(name_servers, dict):
+            return {}, None
+        return {str(z): [str(n) for n in ns] for z, ns in name_servers.items() if isinstance(ns, list)}, None
+
+
+class StackFileError(ValueError):
+    """A stack file that cannot be read or parsed, in one line."""
+
+
+def stack_file(stack: str, root: Path) -> Path:
+    """stacks/Pulumi.<stack>.yaml; a fully qualified name (org/project/stack) uses its last part."""
+    name = stack.rsplit("/", 1)[-1]
+    if not name or name in (".", "..") or not all(c.isalnum() or c in "-_." for c in name):
+        raise StackFileError(f"'{stack}' is not a stack name (letters, digits, '-', '_', '.')")
+    path = root / "stacks" / f"Pulumi.{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("stacks/Pulumi.*.yaml"))
+        listing = ", ".join(known) if known else "none"
+        raise StackFileError(f"no stack '{name}' in {root / 'stacks'}: the stacks there are {listing}")
+    return path
 
 
 def stack_hosts(stack: str, root: Path) -> dict[str, dict[str, Any]]:
     """The tracking hosts of stacks/Pulumi.<stack>.yaml with what the check expects of each."""
-    data = yaml.safe_load((root / "stacks" / f"Pulumi.{stack}.yaml").read_text())
-    raw = {k: v for k, v in (data.get("config") or {}).items() if not (isinstance(v, dict) and "secure" in v)}
-    settings = parse_settings(raw, require_credentials=False)
+    path = stack_file(stack, root)
+    where = f"stacks/{path.name}"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise StackFileError(f"{where} is not valid YAML{at}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StackFileError(f"{where} could not be read: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
+        found = type(data.get("config") if isinstance(data, dict) else data).__name__
+        raise StackFileError(f"{where} must be a mapping with a `config:` mapping in it, found a {found}")
+    config = data.get("config") or {}
+    raw = {str(k): v for k, v in config.items() if not (isinstance(v, dict) and "secure" in v)}
+    try:
+        settings = parse_settings(raw, require_credentials=False)
+    except ConfigError as err:
+        raise StackFileError(f"{where}: {'; '.join(err.problems)}") from None
+    except Exception as exc:  # whatever the parser trips on, the user gets one line, not a traceback
+        raise StackFileError(f"{where} could not be parsed: {type(exc).__name__}: {exc}") from None
     hosts: dict[str, dict[str, Any]] = {}
     for _, args in settings.zones:
         for host in args.hosts:

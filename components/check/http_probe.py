@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-import socket
+import ssl
 from dataclasses import dataclass
 
+from components.check.deadline import Deadline
+from components.check.network_errors import describe
 from components.check.results import ProbeResult
-from components.check.tls_probe import tls_context
+from components.check.tls_probe import open_tls, tls_context
 
 PATH = "/f/a/b/c/d"
 MAX_BODY = 64 * 1024
@@ -46,19 +48,23 @@ CLOUDFLARE_ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
-def fetch(host: str, address: str, port: int, timeout: float) -> Response:
-    """One HTTP/1.1 request over TLS to `address`, with SNI and Host set to `host` (trust is the TLS probe's job)."""
+def fetch(host: str, address: str, port: int, deadline: Deadline, connection: ssl.SSLSocket | None = None) -> Response:
+    """One HTTP/1.1 request over TLS to `address`, with SNI and Host set to `host`, within `deadline`.
+
+    On `connection` when the TLS probe hands one over; else on a connection of its own that does not
+    verify the certificate (trust is the TLS probe's job: this one wants the answer regardless).
+    """
     request = (
         f"GET {PATH} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: https-tracking-check\r\n"
         "Accept: */*\r\nConnection: close\r\n\r\n"
     ).encode()
-    with (
-        socket.create_connection((address, port), timeout=timeout) as raw,
-        tls_context(None, verify=False).wrap_socket(raw, server_hostname=host) as tls,
-    ):
+    tls = connection or open_tls(host, address, port, tls_context(None, verify=False), deadline)
+    with tls:
+        tls.settimeout(deadline.left())
         tls.sendall(request)
         data = b""
-        while len(data) < MAX_BODY:
+        while len(data) < MAX_BODY and not _complete(data):
+            tls.settimeout(deadline.left())  # each read waits only for what is left of the whole budget
             chunk = tls.recv(16384)
             if not chunk:
                 break
@@ -70,16 +76,35 @@ def fetch(host: str, address: str, port: int, timeout: float) -> Response:
     return Response(status, headers, body.decode("utf-8", "replace"))
 
 
-def probe_http(host: str, address: str, port: int, *, timeout: float) -> ProbeResult:
+def _complete(data: bytes) -> bool:
+    """Whether the answer is all here by its Content-Length (a server that keeps the connection open
+    despite `Connection: close` must not cost the whole deadline)."""
+    head, found, body = data.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    match = re.search(rb"^content-length:\s*(\d+)\s*$", head, re.IGNORECASE | re.MULTILINE)
+    return match is not None and len(body) >= int(match.group(1))
+
+
+def probe_http(
+    host: str, address: str, port: int, *, timeout: float, connection: ssl.SSLSocket | None = None
+) -> ProbeResult:
     url = f"https://{host}{PATH}"
     try:
-        response = fetch(host, address, port, timeout)
-    except (OSError, ValueError, IndexError) as exc:
+        response = fetch(host, address, port, Deadline(timeout), connection)
+    except OSError as exc:
         return ProbeResult(
             "http",
             f"GET {url} failed",
-            error=f"no HTTP answer: {type(exc).__name__}: {exc}",
+            error=f"no complete HTTP answer: {describe(exc, timeout)}",
             remedy="check the TLS probe above; then that the host answers HTTPS",
+        )
+    except (ValueError, IndexError):
+        return ProbeResult(
+            "http",
+            f"GET {url} failed",
+            error="the answer was not HTTP",
+            remedy="check the record points at Cloudflare (proxied) and the SSL mode is Full",
         )
     server = response.headers.get("server", "")
     location = response.headers.get("location", "")
