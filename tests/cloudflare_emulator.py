@@ -17,12 +17,14 @@ ruleset per zone and phase.
 
 Answers use Cloudflare's envelope `{"success", "errors": [{"code", "message"}], "messages", "result"}`. The
 error codes and messages below were confirmed from public API answers quoted in issue trackers:
-  auth: no header 400/9106; a malformed `Authorization` 400/6003 with error_chain 6111; a wrong token 403/9109
+  auth: no header 400/9106; a malformed `Authorization` 400/6003 with error_chain 6111; a wrong token 403/9109;
+    a body that is not JSON 400/6007 "Malformed JSON in request body"
   zones: 1061 "<name> already exists"; 1067 bad account identifier; unknown zone id 7003 "Could not route to"
   dns_records: 81053 (a CNAME where an A/AAAA/CNAME of that name exists), 81054 (an A/AAAA where a CNAME
     exists), 81058 identical record, 81044 record does not exist (404), 9004 not proxiable, 9207 invalid body
     (errors are no longer wrapped in 1004 "DNS Validation Error" since October 2024)
   pagerules: 1004 "Page Rule validation failed: See messages for details." with the cause in `messages`
+    (".distinctTargetUrl: ..." is Cloudflare's wording; the quota and foreign-target causes are worded here)
   rulesets: 20217 "'zone' is not a valid value for kind because exceeded maximum number of zone rulesets for
     phase P" (400, source.pointer /kind); 10003 no entrypoint ruleset (404); 'invalid JSON: unknown field "x"'
 Codes chosen here without public evidence (the kind of error is right, the number may not be): 1004 for an
