@@ -28,34 +28,35 @@ def normalize_host(value: object) -> str:
     if not isinstance(value, str):
         raise HostnameError(f"must be a host name string such as 'track.example.com', got {type(value).__name__}")
     text = value.strip()
+    shown = _shown(value)
     if not text:
         raise HostnameError("is empty: give a host name such as 'track.example.com'")
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise HostnameError(f"'{value}' is a URL: remove the scheme '{scheme}://' and give the bare host name")
+        raise HostnameError(f"{shown} is a URL: remove the scheme '{scheme}://' and give the bare host name")
     if "/" in text or "?" in text or "#" in text:
-        raise HostnameError(f"'{value}' has a path: give the bare host name, without '/...'")
+        raise HostnameError(f"{shown} has a path: give the bare host name, without '/...'")
     if ":" in text or "@" in text:
-        raise HostnameError(f"'{value}' has a port or user part: give the bare host name, without ':port'")
+        raise HostnameError(f"{shown} has a port or user part: give the bare host name, without ':port'")
     if text.endswith("."):
         text = text[:-1]
     if "*" in text:
-        raise HostnameError(f"'{value}' is a wildcard: name one tracking host, such as 'track.example.com'")
+        raise HostnameError(f"{shown} is a wildcard: name one tracking host, such as 'track.example.com'")
     labels = text.split(".")
     if len(labels) < 2:
-        raise HostnameError(f"'{value}' is a single label: give a full host name such as 'track.example.com'")
-    ascii_labels = [_ascii_label(label, value) for label in labels]
+        raise HostnameError(f"{shown} is a single label: give a full host name such as 'track.example.com'")
+    ascii_labels = [_ascii_label(label, shown) for label in labels]
     host = ".".join(ascii_labels)
     if len(host) > MAX_HOST_LENGTH:
-        raise HostnameError(f"'{value}' is {len(host)} characters long: a host name may have at most {MAX_HOST_LENGTH}")
+        raise HostnameError(f"{shown} is {len(host)} characters long: a host name may have at most {MAX_HOST_LENGTH}")
     if ascii_labels[-1].isdigit():
-        raise HostnameError(f"'{value}' looks like an IP address: give a host name under a domain you own")
+        raise HostnameError(f"{shown} looks like an IP address: give a host name under a domain you own")
     return host
 
 
 def _ascii_label(label: str, original: str) -> str:
     if not label:
-        raise HostnameError(f"'{original}' has an empty label (two dots in a row, or a leading dot): remove it")
+        raise HostnameError(f"{original} has an empty label (two dots in a row, or a leading dot): remove it")
     if label.isascii():
         ascii_label = label.lower()
     else:
@@ -63,15 +64,23 @@ def _ascii_label(label: str, original: str) -> str:
             ascii_label = idna.encode(label, uts46=True).decode("ascii")
         except idna.IDNAError as exc:
             raise HostnameError(
-                f"'{original}' has the label '{label}', which is not a valid international name ({exc})"
+                f"{original} has the label {_shown(label)}, which is not a valid international name ({exc})"
             ) from None
     if len(ascii_label) > MAX_LABEL_LENGTH:
         raise HostnameError(
-            f"'{original}' has a label of {len(ascii_label)} characters: each label may have at most {MAX_LABEL_LENGTH}"
+            f"{original} has a label of {len(ascii_label)} characters: each label may have at most {MAX_LABEL_LENGTH}"
         )
     if not _LDH_LABEL.match(ascii_label):
-        raise HostnameError(f"'{original}' has the label '{label}': labels hold letters, digits and inner hyphens only")
+        raise HostnameError(
+            f"{original} has the label {_shown(label)}: labels hold letters, digits and inner hyphens only"
+        )
     return ascii_label
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """A value quoted for a message: cut when long, escaped when it has characters a terminal cannot show."""
+    cut = text if len(text) <= limit else text[:limit] + "..."
+    return f"'{cut}'" if cut.isprintable() else ascii(cut)
 
 
 def is_within(host: str, zone: str) -> bool:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 API_PREFIX = "/api/v1"
 NOT_FOUND = {"errors": [{"message": "resource not found"}]}
+PRIMARY_ONLY = -1  # the scope of a GET with X-MSYS-SUBACCOUNT: 0
 UNAUTHORIZED = {"errors": [{"message": "Unauthorized."}]}
 # Bound at import, so a test that stubs time.sleep for the client does not speed up the server.
 _sleep = time.sleep
@@ -31,12 +32,25 @@ _VALID_DOMAIN = re.compile(
 
 @dataclass
 class Fault:
-    """One injected misbehaviour. kind: status | drop | slow | malformed | apply-then-fail."""
+    """One injected misbehaviour.
+
+    kind:
+    - status: answer `status` (SparkPost's JSON error body, or `body`/`content_type` as given: a proxy's page)
+    - drop: close the connection without an answer
+    - slow: wait `delay` seconds, then answer normally
+    - malformed: a 200 with broken JSON
+    - apply-then-fail: carry the request out, then answer 500
+    - apply-then-drop: carry the request out, then close the connection without an answer
+    - trickle: carry the request out, then send the whole answer (status line included) one byte every `delay`
+    - trickle-body: carry the request out, send status line and headers at once, then the body one byte every `delay`
+    """
 
     kind: str = "status"
     status: int = 500
     retry_after: str | None = None
     delay: float = 0.0
+    body: bytes | None = None
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -140,9 +154,13 @@ class SparkPostEmulator:
     def handle(self, req: LoggedRequest, auth: str | None) -> tuple[int, Any]:
         if auth != self.api_key:
             return 401, UNAUTHORIZED
-        if req.subaccount is not None and not req.subaccount.isdigit():
+        if req.subaccount is not None and not (req.subaccount.isascii() and req.subaccount.isdigit()):
             return 400, {"errors": [{"message": "invalid X-MSYS-SUBACCOUNT header", "param": "X-MSYS-SUBACCOUNT"}]}
-        scope = int(req.subaccount) if req.subaccount is not None else None
+        # subaccounts.apib: header 0 is the primary account; GETs with it see primary data only.
+        primary_only = req.subaccount is not None and int(req.subaccount) == 0
+        scope = int(req.subaccount) if req.subaccount is not None and not primary_only else None
+        if primary_only and req.method == "GET":
+            scope = PRIMARY_ONLY
         path = req.path[len(API_PREFIX) :]
         with self._lock:
             if path == "/tracking-domains":
@@ -173,6 +191,8 @@ class SparkPostEmulator:
         if obj is None:
             return None
         owner = obj.get("subaccount_id")
+        if scope == PRIMARY_ONLY:
+            return obj if owner is None else None
         if scope is None:
             # Without the header, reads see primary plus subaccount data; writes hit the primary only.
             return obj if (not write or owner is None) else None
@@ -378,14 +398,24 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
             elif fault and fault.kind == "status":
                 req.status = fault.status
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-                body_out = {"errors": [{"message": f"emulated fault {fault.status}"}]}
-                self._send(fault.status, json.dumps(body_out).encode(), "application/json", headers)
+                body_out = fault.body
+                if body_out is None:
+                    body_out = json.dumps({"errors": [{"message": f"emulated fault {fault.status}"}]}).encode()
+                self._send(fault.status, body_out, fault.content_type, headers)
                 return
             status, payload = emulator.handle(req, self.headers.get("Authorization"))
             if fault and fault.kind == "apply-then-fail":
                 status, payload = 500, {"errors": [{"message": "emulated fault 500 after the change was made"}]}
+            if fault and fault.kind == "apply-then-drop":
+                req.status = -1
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             req.status = status
             data = b"" if payload is None else json.dumps(payload).encode()
+            if fault and fault.kind in ("trickle", "trickle-body"):
+                self._trickle(status, data, fault.delay, headers_at_once=fault.kind == "trickle-body")
+                return
             self._send(status, data, "application/json")
 
         def _send(self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
@@ -398,6 +428,25 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if data:
                 self.wfile.write(data)
+
+        def _trickle(self, status: int, data: bytes, delay: float, *, headers_at_once: bool) -> None:
+            # A well-formed answer, sent so slowly that no per-read timeout ever fires.
+            head = (
+                f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+            ).encode()
+            self.close_connection = True
+            try:
+                if headers_at_once:
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                    head = b""
+                for i in range(len(head + data)):
+                    self.wfile.write((head + data)[i : i + 1])
+                    self.wfile.flush()
+                    _sleep(delay)
+            except OSError:
+                pass  # the client gave up: that is the point
 
         do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - http.server's names
 

@@ -69,7 +69,7 @@ def test_verify_timeout_waits_for_the_certificate(
     def issued_while_waiting(_seconds: float) -> None:
         sparkpost.state.certificate_issued.add(DOMAIN)
 
-    monkeypatch.setattr("components.sparkpost.certificates.time.sleep", issued_while_waiting)
+    monkeypatch.setattr("components.sparkpost.waiting.time.sleep", issued_while_waiting)
     outs = configured().create(managed(sparkpost, verify_timeout=900)).outs
     assert outs is not None and outs["tls_status"] == "valid"
     assert methods(sparkpost)[-2:] == [f"GET /{DOMAIN}", f"GET /{DOMAIN}"]
@@ -92,7 +92,7 @@ def test_unavailable_check_stays_pending_then_converges(sparkpost: SparkPostEmul
     outs = provider.create(managed(sparkpost)).outs
     assert outs is not None
     assert (outs["uses_managed_certificate"], outs["tls_status"]) == (False, "")
-    assert 'SparkPost said: "emulated fault 503"' in outs["message"]
+    assert 'SparkPost said: "emulated fault 503, also after the retries (5 attempts)"' in outs["message"]
     sparkpost.reset_log()
     outs = provider.update(DOMAIN, outs, managed(sparkpost)).outs
     assert outs is not None and outs["tls_status"] == "pending"
@@ -165,3 +165,14 @@ def test_switching_back_to_cdn_makes_no_call(sparkpost: SparkPostEmulator) -> No
     # SparkPost has no call to turn a managed certificate off; behind Cloudflare it is simply unused.
     assert sparkpost.log == []
     assert (back["managed_certificate"], back["secure"], back["message"]) == (False, True, "")
+
+
+def test_a_proxys_403_is_not_lets_encrypt_refusing(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.state.verifiable.add(DOMAIN)
+    page = Fault(status=403, body=b"<html>Forbidden</html>", content_type="text/html")
+    sparkpost.fail_next("POST", f"/tracking-domains/{DOMAIN}/certificate/check", page)
+    with pytest.raises(RuntimeError) as info:
+        configured().create(managed(sparkpost))
+    assert not isinstance(info.value, CertificateRefusedError)
+    assert "httpsMode: cdn" not in str(info.value) and "HTTP 403 Forbidden with text/html" in str(info.value)
+    assert DOMAIN not in sparkpost.state.domains  # ours: undone

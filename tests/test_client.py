@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import API_KEY, assert_no_secret
 from sparkpost_emulator import Fault, SparkPostEmulator
@@ -141,7 +143,7 @@ def test_retries_are_bounded_then_reported(sparkpost: SparkPostEmulator, sleeps:
         client_for(sparkpost).update_tracking_domain(DOMAIN, secure=True)
     assert info.value.status == 503
     assert len(sparkpost.log) == 5  # the first try and four retries
-    assert worst_case_seconds(retry_policy(), Timeout()) <= 300
+    assert worst_case_seconds(Timeout()) <= 300
 
 
 def test_dropped_connection_is_retried(sparkpost: SparkPostEmulator, sleeps: list[float]) -> None:
@@ -193,3 +195,226 @@ def test_key_is_only_in_the_authorization_header(sparkpost: SparkPostEmulator) -
     with pytest.raises(SparkPostError) as info:
         client.retrieve_tracking_domain(DOMAIN)
     assert_no_secret(str(info.value), "error text")
+
+
+# --- only SparkPost's own answers are facts (issue 11, items 3 and 10) --------------------------
+
+HTML_404 = Fault(status=404, body=b"<html><body><h1>404 Not Found</h1>nginx</body></html>", content_type="text/html")
+
+
+def test_a_proxy_404_is_not_sparkposts_not_found(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN)
+    sparkpost.fail_next("GET", "/tracking-domains/.*", HTML_404)
+    with pytest.raises(SparkPostError) as info:
+        client_for(sparkpost).retrieve_tracking_domain(DOMAIN)
+    assert (info.value.status, info.value.from_sparkpost, info.value.is_not_found) == (404, False, False)
+    assert "HTTP 404 Not Found with text/html" in str(info.value) and "instead of SparkPost's JSON" in str(info.value)
+
+
+def test_a_proxy_404_does_not_make_delete_done(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN)
+    sparkpost.fail_next("DELETE", "/tracking-domains/.*", HTML_404)
+    with pytest.raises(SparkPostError) as info:
+        client_for(sparkpost).delete_tracking_domain(DOMAIN)
+    assert info.value.status == 404 and not info.value.is_not_found
+    assert DOMAIN in sparkpost.state.domains
+
+
+def test_json_without_sparkposts_errors_is_not_sparkposts(sparkpost: SparkPostEmulator) -> None:
+    # An API gateway's JSON: no "errors" list, so no fact about the domain.
+    sparkpost.fail_next("GET", "/tracking-domains/.*", Fault(status=404, body=b'{"message": "Not Found"}'))
+    with pytest.raises(SparkPostError) as info:
+        client_for(sparkpost).retrieve_tracking_domain(DOMAIN)
+    assert not info.value.is_not_found and "with application/json" in info.value.message
+
+
+def test_sparkposts_own_404_is_not_found(sparkpost: SparkPostEmulator) -> None:
+    with pytest.raises(SparkPostError) as info:
+        client_for(sparkpost).retrieve_tracking_domain(DOMAIN)
+    assert info.value.is_not_found and info.value.sparkpost_said(404)
+
+
+def test_an_html_403_says_what_was_received_not_a_missing_grant(sparkpost: SparkPostEmulator) -> None:
+    page = b"<html><head><title>403 Forbidden</title></head><body>Access denied by policy</body></html>"
+    sparkpost.fail_next(
+        "GET", "/tracking-domains", Fault(status=403, body=page, content_type="text/html; charset=utf-8")
+    )
+    with pytest.raises(SparkPostError) as info:
+        client_for(sparkpost).list_tracking_domains()
+    text = str(info.value)
+    assert "grant" not in text
+    assert f"HTTP 403 Forbidden with text/html ({len(page)} bytes) instead of SparkPost's JSON" in text
+    assert "proxy" in text and "HTTPS_PROXY" in text
+
+
+def test_an_empty_200_is_not_an_answer(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.fail_next("PUT", "/tracking-domains/.*", Fault(status=200, body=b"", content_type="text/html"))
+    with pytest.raises(SparkPostError, match="not the JSON SparkPost sends"):
+        client_for(sparkpost).update_tracking_domain(DOMAIN, secure=True)
+
+
+# --- API URLs: one spelling per endpoint, no credentials, no plain http off this host (items 5, 9) ---
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "https://api.sparkpost.com/api/v1",
+        "HTTPS://API.SparkPost.COM/api/v1",
+        "https://api.sparkpost.com:443/api/v1",
+        "https://api.sparkpost.com./api/v1",
+        "https://api.sparkpost.com/api/v1/",
+        "https://api.sparkpost.com/api/v1//",
+        "https://api.sparkpost.com/api/./v1/.",
+        "https://api.sparkpost.com/api/v2/../v1",
+        " https://api.sparkpost.com//api/v1 ",
+    ],
+)
+def test_one_endpoint_has_one_spelling(spelling: str) -> None:
+    assert normalize_base_url(spelling) == "https://api.sparkpost.com/api/v1"
+
+
+@pytest.mark.parametrize(
+    ("url", "normal"),
+    [
+        ("http://127.0.0.1:80/api/v1/", "http://127.0.0.1/api/v1"),
+        ("http://LOCALHOST:8025/api/v1", "http://localhost:8025/api/v1"),
+        ("http://[::1]:9/api/v1", "http://[::1]:9/api/v1"),
+        ("http://127.1.2.3:9", "http://127.1.2.3:9"),
+        ("https://api.sparkpost.com:8443/api/v1", "https://api.sparkpost.com:8443/api/v1"),
+    ],
+)
+def test_loopback_http_and_other_ports_are_kept(url: str, normal: str) -> None:
+    assert normalize_base_url(url) == normal
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "says"),
+    [
+        ("https://user:hunter2-secret@api.sparkpost.com/api/v1", "hunter2-secret", "user name or password"),
+        ("https://hunter2-secret@api.sparkpost.com/api/v1", "hunter2-secret", "user name or password"),
+        ("https://api.sparkpost.com/api/v1?api_key=hunter2-secret", "hunter2-secret", "query or fragment"),
+        ("https://api.sparkpost.com/api/v1#hunter2-secret", "hunter2-secret", "query or fragment"),
+        ("ftp://user:hunter2-secret@api.sparkpost.com/", "hunter2-secret", "not an http(s) URL"),
+        ("user:hunter2-secret@api.sparkpost.com", "hunter2-secret", "not an http(s) URL"),
+        ("https://api.sparkpost.com:99999999/?key=hunter2-secret", "hunter2-secret", "not a valid URL"),
+    ],
+)
+def test_credentials_in_the_url_are_refused_without_being_echoed(url: str, secret: str, says: str) -> None:
+    with pytest.raises(ValueError, match="API URL") as info:
+        normalize_base_url(url)
+    assert says in str(info.value)
+    assert secret not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://api.sparkpost.com/api/v1", "http://10.0.0.5:8080/api/v1", "http://[2001:db8::1]/"]
+)
+def test_plain_http_is_refused_off_the_loopback(url: str) -> None:
+    with pytest.raises(ValueError, match=r"plain http:// .* would cross the network unencrypted\. Use https://"):
+        normalize_base_url(url)
+
+
+@pytest.mark.parametrize("value", [None, 5, 1.5, ["https://api.sparkpost.com"], {"url": "x"}, b"https://x"])
+def test_a_url_that_is_not_a_string_is_a_clear_error(value: object) -> None:
+    with pytest.raises(ValueError, match="must be a URL string"):
+        normalize_base_url(value)
+
+
+# --- the total deadline of a call (item 6) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["trickle", "trickle-body"])
+def test_a_trickling_server_cannot_hold_a_call_past_its_deadline(sparkpost: SparkPostEmulator, kind: str) -> None:
+    sparkpost.add_domain(DOMAIN)
+    # Each byte comes well within the 1 s read timeout, so only a total deadline stops this.
+    sparkpost.fail_next("GET", "/tracking-domains/.*", Fault(kind=kind, delay=0.02), times=99)
+    timeout = Timeout(connect=1.0, read=1.0, total=1.0)
+    client = client_for(sparkpost, timeout=timeout)
+    started = time.monotonic()
+    with pytest.raises(SparkPostError) as info:
+        client.retrieve_tracking_domain(DOMAIN)
+    elapsed = time.monotonic() - started
+    assert elapsed <= worst_case_seconds(timeout)  # the bound holds, however slow the server is
+    assert info.value.status is None
+    assert "no complete answer within the call's deadline of 1 s" in str(info.value)
+    assert "after the retries" not in str(info.value)  # the deadline ended the first attempt
+    assert len(sparkpost.log) == 1
+
+
+def test_the_deadline_stops_retries_whose_wait_would_not_fit(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.fail_next("GET", "/tracking-domains", Fault(status=503), times=99)
+    # Waits 0.2, 0.4, 0.8, ...: after the third attempt (at 0.6 s) a 0.8 s wait would pass the 1.2 s deadline.
+    client = client_for(sparkpost, timeout=Timeout(total=1.2), retry=retry_policy(backoff_factor=0.2, jitter=0.0))
+    started = time.monotonic()
+    with pytest.raises(SparkPostError) as info:
+        client.list_tracking_domains()
+    assert time.monotonic() - started <= worst_case_seconds(Timeout(total=1.2))
+    assert [r.status for r in sparkpost.log] == [503, 503, 503]
+    assert info.value.status == 503 and info.value.from_sparkpost  # the last real answer, not a guess
+    assert str(info.value).endswith("emulated fault 503, also after the retries (3 attempts)")
+
+
+def test_a_retry_after_longer_than_the_deadline_is_not_waited(
+    sparkpost: SparkPostEmulator, sleeps: list[float]
+) -> None:
+    sparkpost.fail_next("GET", "/tracking-domains", Fault(status=429, retry_after="5"))
+    client = client_for(sparkpost, timeout=Timeout(total=2.0))
+    with pytest.raises(SparkPostError) as info:
+        client.list_tracking_domains()
+    assert (info.value.status, sleeps, len(sparkpost.log)) == (429, [], 1)
+
+
+@pytest.mark.parametrize("header", ["soon", "-1", "1.5", "Fri, 99 Foo 2026", ""])
+def test_a_malformed_retry_after_counts_as_absent(
+    sparkpost: SparkPostEmulator, sleeps: list[float], header: str
+) -> None:
+    sparkpost.fail_next("GET", "/tracking-domains", Fault(status=503, retry_after=header))
+    assert client_for(sparkpost).list_tracking_domains() == []
+    assert [r.status for r in sparkpost.log] == [503, 200]
+    assert sleeps == [1.0]  # the policy's own backoff instead
+
+
+# --- what the message claims about retries (item 2) --------------------------------------------
+
+
+def test_no_retry_no_claim_of_retries(sparkpost: SparkPostEmulator, sleeps: list[float]) -> None:
+    sparkpost.fail_next("GET", "/tracking-domains", Fault(kind="drop"), times=99)
+    with pytest.raises(SparkPostError) as once:
+        client_for(sparkpost, retry=retry_policy(retries=0)).list_tracking_domains()
+    assert "connection failed or was dropped;" in str(once.value)
+    assert "retries" not in str(once.value) and once.value.attempts == 1
+    sparkpost.reset_log()
+    with pytest.raises(SparkPostError) as thrice:
+        client_for(sparkpost, retry=retry_policy(retries=2)).list_tracking_domains()
+    assert "connection failed or was dropped, also after the retries (3 attempts)" in str(thrice.value)
+    assert len(sparkpost.log) == 3
+
+
+def test_a_refused_connection_was_not_applied() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = SparkPostClient(
+        API_KEY, f"http://127.0.0.1:{port}/api/v1", retry=retry_policy(retries=1, backoff_factor=0.001)
+    )
+    with pytest.raises(SparkPostError) as info:
+        client.create_tracking_domain(DOMAIN, secure=True)
+    assert info.value.maybe_applied is False and info.value.attempts == 2
+
+
+def test_a_dropped_answer_may_have_been_applied(sparkpost: SparkPostEmulator, sleeps: list[float]) -> None:
+    sparkpost.fail_next("POST", "/tracking-domains", Fault(kind="apply-then-drop"), times=99)
+    with pytest.raises(SparkPostError) as info:
+        client_for(sparkpost, retry=retry_policy(retries=1)).create_tracking_domain(DOMAIN, secure=True)
+    assert info.value.status is None and info.value.maybe_applied
+    assert DOMAIN in sparkpost.state.domains
+
+
+def test_subaccount_zero_is_the_primary_account(sparkpost: SparkPostEmulator) -> None:
+    client = client_for(sparkpost, subaccount=0)
+    client.create_tracking_domain(DOMAIN, secure=True)
+    assert client.subaccount is None and sparkpost.log[0].subaccount is None
+    assert "subaccount_id" not in sparkpost.state.domains[DOMAIN]

@@ -43,7 +43,7 @@ def test_check_normalizes_and_fills_defaults(sparkpost: SparkPostEmulator) -> No
         ({"domain": "track.example.com/x"}, "domain", "has a path"),
         ({"domain": "track.example.com:8443"}, "domain", "without ':port'"),
         ({"domain": "track"}, "domain", "single label"),
-        ({"domain": DOMAIN, "subaccount": -1}, "subaccount", "non-negative whole number"),
+        ({"domain": DOMAIN, "subaccount": -1}, "subaccount", "whole number from 0 to"),
         ({"domain": DOMAIN, "subaccount": "12"}, "subaccount", "got '12'"),
         ({"domain": DOMAIN, "subaccount": 1.5}, "subaccount", "got 1.5"),
         ({"domain": DOMAIN, "subaccount": True}, "subaccount", "got True"),
@@ -126,7 +126,7 @@ def test_create_polls_verify_until_it_passes(sparkpost: SparkPostEmulator, monke
         waits.append(seconds)
         sparkpost.state.verifiable.add(DOMAIN)
 
-    monkeypatch.setattr("components.sparkpost.provider.time.sleep", dns_arrives_while_waiting)
+    monkeypatch.setattr("components.sparkpost.waiting.time.sleep", dns_arrives_while_waiting)
     outs = configured().create(inputs(sparkpost, default=True, verify_timeout=600)).outs
     assert outs is not None and outs["verified"] and outs["default"]
     assert methods(sparkpost) == ["POST ", f"POST /{DOMAIN}/verify", f"POST /{DOMAIN}/verify", f"PUT /{DOMAIN}"]
@@ -142,9 +142,9 @@ def test_create_stops_polling_at_the_timeout(sparkpost: SparkPostEmulator, monke
         sleeps.append(seconds)
         now[0] += seconds
 
-    monkeypatch.setattr("components.sparkpost.provider.time.monotonic", lambda: now[0])
-    monkeypatch.setattr("components.sparkpost.provider.time.sleep", sleep)
-    monkeypatch.setattr("components.sparkpost.provider.random.random", lambda: 1.0)  # no jitter
+    monkeypatch.setattr("components.sparkpost.waiting.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("components.sparkpost.waiting.time.sleep", sleep)
+    monkeypatch.setattr("components.sparkpost.waiting.random.random", lambda: 1.0)  # no jitter
     outs = configured().create(inputs(sparkpost, verify_timeout=30)).outs
     assert outs is not None and outs["verified"] is False
     # Waits double from 5 s; the last one is cut to what is left of the 30 s.
@@ -203,13 +203,102 @@ def test_create_of_an_adopted_domain_restores_it_when_a_later_step_fails(sparkpo
     assert live["secure"] is False  # put back as it was, not deleted
 
 
-def test_create_keeps_a_domain_its_own_retried_post_made(sparkpost: SparkPostEmulator) -> None:
+def test_a_409_after_its_own_retried_post_is_adopted_in_doubt_never_deleted(sparkpost: SparkPostEmulator) -> None:
+    # The first POST went through but answered 500; the retry's 409 cannot tell "ours" from "there
+    # before": SparkPost's object looks like a fresh POST either way. When in doubt, adopt.
     sparkpost.fail_next("POST", "/tracking-domains", Fault(kind="apply-then-fail"))
     provider = configured()
     outs = provider.create(inputs(sparkpost)).outs
-    assert outs is not None and outs["adopted"] is False
+    assert outs is not None and outs["adopted"] is True and outs["previous"] == {"secure": True, "default": False}
+    assert methods(sparkpost) == ["POST ", "POST ", f"GET /{DOMAIN}", f"POST /{DOMAIN}/verify"]
     provider.delete(DOMAIN, outs)
-    assert DOMAIN not in sparkpost.state.domains
+    assert DOMAIN in sparkpost.state.domains  # given back, never deleted on a guess
+
+
+# --- a 409 after a 5xx, answers lost, undo that fails (issue 11, items 1 and 2) ---------------------
+
+
+def test_a_409_after_a_502_adopts_the_accounts_default_and_destroy_gives_it_back(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN, secure=False, default=True, verified=True)  # another team's, the account default
+    sparkpost.fail_next("POST", "/tracking-domains", Fault(status=502))
+    provider = configured()
+    outs = provider.create(inputs(sparkpost, default=True)).outs
+    assert outs is not None and outs["adopted"] is True
+    assert outs["previous"] == {"secure": False, "default": True}
+    assert methods(sparkpost) == ["POST ", "POST ", f"GET /{DOMAIN}", f"PUT /{DOMAIN}"]
+    sparkpost.reset_log()
+    provider.delete(DOMAIN, outs)
+    assert methods(sparkpost) == [f"PUT /{DOMAIN}"]
+    live = sparkpost.state.domains[DOMAIN]
+    assert (live["secure"], live["default"]) == (False, True)
+
+
+def test_a_409_after_a_502_then_a_failed_create_restores_instead_of_deleting(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN, secure=False, default=False, verified=True)
+    sparkpost.fail_next("POST", "/tracking-domains", Fault(status=502))
+    sparkpost.fail_next("PUT", f"/tracking-domains/{DOMAIN}", Fault(status=500), times=5)  # the converging PUT
+    with pytest.raises(RuntimeError, match="could not update tracking domain"):
+        configured().create(inputs(sparkpost, default=True))
+    assert [m for m in methods(sparkpost) if m.startswith("DELETE")] == []
+    live = sparkpost.state.domains[DOMAIN]
+    assert (live["secure"], live["default"]) == (False, False)  # put back as it was
+
+
+def test_a_create_whose_every_answer_was_lost_finds_the_domain_and_records_it(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.state.verifiable.add(DOMAIN)
+    sparkpost.fail_next("POST", "/tracking-domains", Fault(kind="apply-then-drop"), times=5)
+    provider = configured()
+    outs = provider.create(inputs(sparkpost)).outs  # the domain exists now: in state, not orphaned
+    assert outs is not None and outs["verified"] is True and outs["adopted"] is True
+    assert methods(sparkpost) == ["POST "] * 5 + [f"GET /{DOMAIN}", f"POST /{DOMAIN}/verify"]
+
+
+def test_a_create_that_failed_without_leaving_anything_says_only_that(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.fail_next("POST", "/tracking-domains", Fault(kind="drop"), times=5)
+    with pytest.raises(RuntimeError) as info:
+        configured().create(inputs(sparkpost))
+    assert "could not create tracking domain track.example.com" in str(info.value)
+    assert "connection failed or was dropped, also after the retries (5 attempts)" in str(info.value)
+    assert "left" not in str(info.value)
+    assert methods(sparkpost)[-1] == f"GET /{DOMAIN}"  # looked: SparkPost's 404, nothing was made
+
+
+def test_a_lost_create_that_cannot_be_looked_up_names_what_may_be_left(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.fail_next("POST", "/tracking-domains", Fault(kind="apply-then-drop"), times=5)
+    sparkpost.fail_next("GET", f"/tracking-domains/{DOMAIN}", Fault(kind="drop"), times=5)
+    with pytest.raises(RuntimeError) as info:
+        configured().create(inputs(sparkpost))
+    text = str(info.value)
+    assert f"cannot tell whether {DOMAIN} now exists at SparkPost" in text
+    assert "it was left there and this stack does not record it" in text
+    assert f'curl -X DELETE -H "Authorization: $SPARKPOST_API_KEY" {sparkpost.url}/tracking-domains/{DOMAIN}' in text
+    assert "run `pulumi up` again, which adopts it" in text
+    assert_no_secret(text, "error text")
+
+
+def test_an_undo_delete_that_fails_names_the_domain_left_at_sparkpost(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.state.verifiable.add(DOMAIN)
+    sparkpost.fail_next("PUT", f"/tracking-domains/{DOMAIN}", Fault(status=500), times=5)
+    sparkpost.fail_next("DELETE", f"/tracking-domains/{DOMAIN}", Fault(status=503), times=5)
+    with pytest.raises(RuntimeError) as info:
+        configured().create(inputs(sparkpost, default=True))
+    text = str(info.value)
+    assert text.startswith("could not update tracking domain track.example.com: SparkPost answered 500")
+    assert "Undoing the create failed too (SparkPost answered 503 to DELETE" in text
+    assert f"tracking domain {DOMAIN}, made by this attempt, was left at SparkPost" in text
+    assert "To remove it: delete track.example.com in the SparkPost app" in text
+    assert DOMAIN in sparkpost.state.domains
+
+
+def test_an_undo_of_an_adopted_domain_that_fails_says_what_to_set_back(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN, secure=True, default=False, verified=False)
+    sparkpost.fail_next("POST", f"/tracking-domains/{DOMAIN}/verify", Fault(status=500), times=5)
+    sparkpost.fail_next("PUT", f"/tracking-domains/{DOMAIN}", Fault(status=500), times=5)  # the undo
+    with pytest.raises(RuntimeError) as info:
+        configured().create(inputs(sparkpost))
+    assert str(info.value).startswith("could not verify tracking domain track.example.com")
+    assert "Putting track.example.com back as it was failed too" in str(info.value)
+    assert "set it back by hand to secure=True, default=False" in str(info.value)
 
 
 def test_create_with_a_refused_key_explains_without_the_key(sparkpost: SparkPostEmulator) -> None:
@@ -438,3 +527,210 @@ def test_errors_never_carry_the_key(sparkpost: SparkPostEmulator) -> None:
         configured().create(inputs(sparkpost))
     assert_no_secret(str(info.value), "create error")
     assert_no_secret(repr(info.value), "create error repr")
+
+
+# --- only SparkPost's own 404 means gone (item 3) -----------------------------------------------
+
+PROXY_404 = Fault(status=404, body=b"<html><body>404 Not Found</body></html>", content_type="text/html")
+
+
+def test_a_proxy_404_on_refresh_keeps_the_resource(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    sparkpost.fail_next("GET", f"/tracking-domains/{DOMAIN}", PROXY_404)
+    with pytest.raises(RuntimeError) as info:
+        configured().read(DOMAIN, created)
+    assert "could not refresh tracking domain track.example.com" in str(info.value)
+    assert "HTTP 404 Not Found with text/html" in str(info.value) and "did not come from SparkPost" in str(info.value)
+
+
+def test_a_proxy_404_on_delete_is_not_success(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    sparkpost.fail_next("DELETE", f"/tracking-domains/{DOMAIN}", PROXY_404)
+    with pytest.raises(RuntimeError, match="could not delete tracking domain"):
+        configured().delete(DOMAIN, created)
+    assert DOMAIN in sparkpost.state.domains
+
+
+def test_a_proxy_404_on_giving_an_adopted_domain_back_is_not_success(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN, secure=False, verified=True)
+    provider = configured()
+    outs = provider.create(inputs(sparkpost)).outs
+    assert outs is not None and outs["adopted"]
+    sparkpost.fail_next("PUT", f"/tracking-domains/{DOMAIN}", PROXY_404)
+    with pytest.raises(RuntimeError, match="could not delete tracking domain"):
+        provider.delete(DOMAIN, outs)
+    assert sparkpost.state.domains[DOMAIN]["secure"] is True  # not given back yet: destroy must not pass
+
+
+def test_a_proxy_400_on_verify_is_an_error_not_pending(sparkpost: SparkPostEmulator) -> None:
+    page = Fault(status=400, body=b"<html>Bad Request</html>", content_type="text/html")
+    sparkpost.fail_next("POST", f"/tracking-domains/{DOMAIN}/verify", page)
+    with pytest.raises(RuntimeError, match=r"could not verify tracking domain .* HTTP 400 Bad Request with text/html"):
+        configured().create(inputs(sparkpost))
+    assert DOMAIN not in sparkpost.state.domains  # ours, undone
+
+
+def test_a_proxy_409_is_not_an_existing_domain(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.fail_next(
+        "POST", "/tracking-domains", Fault(status=409, body=b"<html>Conflict</html>", content_type="text/html")
+    )
+    with pytest.raises(RuntimeError, match="could not create tracking domain"):
+        configured().create(inputs(sparkpost))
+    assert methods(sparkpost) == ["POST "]  # nothing adopted on a proxy's word
+
+
+# --- subaccounts: compare owners, 0 is the primary account (item 4) -------------------------------
+
+
+def test_a_primary_resource_refuses_a_subaccounts_domain(sparkpost: SparkPostEmulator) -> None:
+    # A GET without the subaccount header sees subaccount domains too: the owner must be compared.
+    sparkpost.add_domain(DOMAIN, secure=False, default=True, verified=True, subaccount=3)
+    with pytest.raises(RuntimeError) as info:
+        configured().create(inputs(sparkpost, default=True))
+    assert "already exists, but not in the primary account: it belongs to subaccount 3" in str(info.value)
+    assert "set `subaccount: 3`" in str(info.value)
+    assert methods(sparkpost) == ["POST ", f"GET /{DOMAIN}"]
+    live = sparkpost.state.domains[DOMAIN]
+    assert (live["secure"], live["default"], live["subaccount_id"]) == (False, True, 3)
+
+
+def test_a_primary_resource_refuses_a_subaccounts_domain_after_a_502_too(sparkpost: SparkPostEmulator) -> None:
+    sparkpost.add_domain(DOMAIN, verified=True, subaccount=3)
+    sparkpost.fail_next("POST", "/tracking-domains", Fault(status=502))
+    with pytest.raises(RuntimeError, match="it belongs to subaccount 3"):
+        configured().create(inputs(sparkpost))
+    assert (
+        DOMAIN in sparkpost.state.domains and [m for m in methods(sparkpost) if m.startswith(("PUT", "DELETE"))] == []
+    )
+
+
+def test_subaccount_zero_is_the_primary_account_in_check_and_diff(
+    sparkpost: SparkPostEmulator, created: dict[str, Any]
+) -> None:
+    assert inputs(sparkpost, subaccount=0)["subaccount"] is None
+    assert inputs(sparkpost, subaccount=0.0)["subaccount"] is None
+    provider = configured()
+    raw_news = dict(inputs(sparkpost, default=True), subaccount=0)
+    assert provider.diff(DOMAIN, created, raw_news).changes is False  # None -> 0: no replacement
+    assert provider.diff(DOMAIN, dict(created, subaccount=0), inputs(sparkpost, default=True)).changes is False
+    assert provider.diff(DOMAIN, dict(created, subaccount=0.0), raw_news).changes is False
+    assert provider.diff(DOMAIN, created, dict(raw_news, subaccount=2)).replaces == ["subaccount"]
+    assert sparkpost.log == []
+
+
+def test_a_domain_now_owned_by_another_subaccount_is_gone_on_refresh(
+    sparkpost: SparkPostEmulator, created: dict[str, Any]
+) -> None:
+    sparkpost.state.domains[DOMAIN]["subaccount_id"] = 5  # deleted, then made again in subaccount 5
+    result = configured().read(DOMAIN, created)
+    assert result.id == "" and result.outs == {}
+
+
+# --- an endpoint written differently is the same endpoint (item 5) -------------------------------
+
+
+def test_an_api_url_spelled_differently_is_no_change(sparkpost: SparkPostEmulator, created: dict[str, Any]) -> None:
+    port = sparkpost.url.split(":")[2].split("/")[0]
+    spelling = f"HTTP://127.0.0.1.:{port}/api/./v1//"
+    provider = configured()
+    checked = inputs(sparkpost, default=True, api_url=spelling)
+    assert checked["api_url"] == sparkpost.url
+    assert provider.diff(DOMAIN, created, checked).changes is False
+    assert provider.diff(DOMAIN, created, dict(checked, api_url=spelling)).changes is False
+    # State written before URLs were normalized spells its endpoint its own way: still the same.
+    assert provider.diff(DOMAIN, dict(created, endpoint=sparkpost.url + "/"), checked).changes is False
+    moved = dict(checked, api_url=f"http://127.0.0.1:{int(port) + 1}/api/v1")
+    assert provider.diff(DOMAIN, created, moved).replaces == ["endpoint"]
+    assert sparkpost.log == []
+
+
+# --- check never crashes; read works from an id alone (item 8) ------------------------------------
+
+ODD_VALUES: list[Any] = [
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    1e308,
+    10**400,
+    -(10**400),
+    2**53,
+    -0.0,
+    0,
+    "",
+    " ",
+    "false",
+    "true",
+    "0",
+    "²",
+    "٣",
+    "12",
+    "\x00",
+    "\ud800",
+    "x" * 10_000,
+    [],
+    [1],
+    ["https://api.sparkpost.com/api/v1"],
+    {},
+    {"domain": DOMAIN},
+    True,
+    False,
+    b"track.example.com",
+    object(),
+]
+
+
+@pytest.mark.parametrize(
+    "key", ["domain", "secure", "default", "subaccount", "api_url", "verify_timeout", "managed_certificate"]
+)
+def test_check_never_crashes_whatever_the_value(key: str) -> None:
+    provider = configured()
+    for value in ODD_VALUES:
+        result = provider.check({}, {"domain": DOMAIN, key: value})
+        properties = {f.property for f in result.failures}
+        assert properties <= {key}, (key, value, properties)
+        for failure in result.failures:
+            assert failure.reason.startswith(f"{key}: ") and len(failure.reason) < 400
+        if not result.failures:
+            assert key in result.inputs
+
+
+def test_read_from_an_id_alone_imports_the_domain(
+    sparkpost: SparkPostEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPARKPOST_API_URL", sparkpost.url)
+    sparkpost.add_domain(DOMAIN, secure=True, default=True, verified=True, subaccount=7)
+    provider = configured()
+    result = provider.read("Track.Example.com.", {})
+    assert methods(sparkpost) == [f"GET /{DOMAIN}"]
+    assert result.id == DOMAIN and result.outs is not None and result.inputs is not None
+    assert (result.outs["subaccount"], result.outs["verified"], result.outs["default"]) == (7, True, True)
+    assert result.outs["adopted"] is False  # imported: the stack manages it from now on
+    assert result.inputs["subaccount"] == 7 and result.inputs["domain"] == DOMAIN
+    assert provider.diff(DOMAIN, result.outs, dict(result.inputs)).changes is False
+    with pytest.raises(RuntimeError, match="cannot read tracking domain 'not a host'"):
+        provider.read("not a host", {})
+
+
+# --- credentials in the URL, plain http, HTML 403 (items 9 and 10) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://spk:hunter2-secret@api.sparkpost.com/api/v1",
+        "https://api.sparkpost.com/api/v1?api_key=hunter2-secret",
+        "http://api.sparkpost.com/api/v1",
+    ],
+)
+def test_check_refuses_an_unsafe_api_url_without_echoing_it(url: str) -> None:
+    result = configured().check({}, {"domain": DOMAIN, "api_url": url})
+    assert [f.property for f in result.failures] == ["api_url"]
+    assert "hunter2-secret" not in result.failures[0].reason
+
+
+def test_an_html_403_is_not_reported_as_a_missing_grant(sparkpost: SparkPostEmulator) -> None:
+    page = Fault(status=403, body=b"<html><h1>Forbidden</h1>corporate proxy</html>", content_type="text/html")
+    sparkpost.fail_next("POST", "/tracking-domains", page)
+    with pytest.raises(RuntimeError) as info:
+        configured().create(inputs(sparkpost))
+    assert "grant" not in str(info.value)
+    assert "got HTTP 403, and not from SparkPost: HTTP 403 Forbidden with text/html" in str(info.value)
+    assert "What to do: the answer did not come from SparkPost" in str(info.value)

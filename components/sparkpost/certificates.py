@@ -8,11 +8,10 @@ A pending certificate is not a failure: each `pulumi up` follows it, like verifi
 
 from __future__ import annotations
 
-import random
-import time
 from typing import Any
 
 from components.sparkpost.client import SparkPostClient, SparkPostError
+from components.sparkpost.waiting import SharedWait
 
 FIRST_WAIT = 5.0
 MAX_WAIT = 60.0
@@ -39,35 +38,33 @@ def enable(client: SparkPostClient, domain: str) -> tuple[dict[str, Any], str | 
     """check, then enable. Returns the state reached and SparkPost's reason when it is still pending.
 
     400 (not verified, or the check failed) and 503 (SparkPost's check timed out, after retries) leave
-    it pending for the next `pulumi up`; 403 (Let's Encrypt policy) is final and raises.
+    it pending for the next `pulumi up`; 403 (Let's Encrypt policy) is final and raises. Each only when
+    SparkPost itself said it: a proxy's page is no answer about the certificate, and raises as it is.
     """
     for step in (client.check_certificate, client.enable_certificate):
         try:
             step(domain)
         except SparkPostError as err:
-            if err.status == 403:
+            if err.sparkpost_said(403):
                 raise CertificateRefusedError(
                     f"tracking domain {domain}: managed HTTPS is refused: {err.message}. What to do: set "
                     "httpsMode: cdn for this host (Cloudflare in front, certificate from Cloudflare)."
                 ) from None
-            if err.status in (400, 503):
+            if err.sparkpost_said(400) or err.sparkpost_said(503):
                 return {"uses_managed_certificate": False, "tls_status": ""}, err.message
             raise
     # enable sets secure and port 443 and starts issuance (tracking-domains.apib).
     return {"uses_managed_certificate": True, "tls_status": "pending", "secure": True}, None
 
 
-def follow(client: SparkPostClient, domain: str, timeout: float) -> dict[str, Any]:
-    """Read the certificate state once; with a timeout, until it settles or time is up."""
-    deadline = time.monotonic() + timeout
-    wait = FIRST_WAIT
-    while True:
+def follow(client: SparkPostClient, domain: str, timeout: float, waits: SharedWait) -> dict[str, Any]:
+    """Read the certificate state once; with a timeout, until it settles or the shared window closes."""
+
+    def attempt() -> tuple[bool, dict[str, Any]]:
         state = certificate_state(client.retrieve_tracking_domain(domain))
-        remaining = deadline - time.monotonic()
-        if state["tls_status"] in SETTLED or remaining <= 0:
-            return state
-        time.sleep(min(remaining, wait * (0.5 + random.random() / 2)))  # noqa: S311 - jitter, not crypto
-        wait = min(wait * 2, MAX_WAIT)
+        return state["tls_status"] in SETTLED, state
+
+    return waits.poll(attempt, timeout, first_wait=FIRST_WAIT, max_wait=MAX_WAIT)
 
 
 def pending_message(domain: str, state: dict[str, Any], reason: str | None) -> str:

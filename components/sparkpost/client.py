@@ -3,17 +3,27 @@
 Shapes and status codes follow `shared/reference/sparkpost/tracking-domains.apib`. Retries are one
 policy object (`retry_policy`, urllib3's `Retry` mounted through an `HTTPAdapter`): 429, 5xx and
 connection errors are retried with exponential backoff and jitter, `Retry-After` is honoured up to a
-cap, and every attempt has a timeout, so the worst case of one call is bounded (`worst_case_seconds`).
+cap (a malformed one counts as absent), and every call has a total deadline covering all its attempts,
+the waits between them and the reading of the answer (`deadline.py`), so `worst_case_seconds` is a
+true bound even against a server that trickles its answer.
+
+Only SparkPost's own answers are taken as facts: an error status counts as SparkPost's when its body
+is SparkPost's JSON (`{"errors": [{"message": ...}]}`). A 404 page from a proxy does not mean "gone";
+an HTML 403 does not mean "the key lacks a grant" (`SparkPostError.sparkpost_said`).
 
 The API key travels only in the `Authorization` header of the session. It is never logged, put in an
-exception, or returned; `repr()` of a client does not show it.
+exception, or returned; `repr()` of a client does not show it. API URLs carrying credentials are
+refused without being echoed, and plain `http://` is accepted only for loopback hosts.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import posixpath
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +31,10 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from urllib3.exceptions import MaxRetryError
+from urllib3.util.retry import RequestHistory, Retry
+
+from components.sparkpost.deadline import SHUTDOWN_GRACE, CallDeadline, DeadlineAdapter, current
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +42,37 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # After these, the failed attempt may still have been carried out by SparkPost.
 MAYBE_APPLIED_STATUSES = frozenset({500, 502, 504})
+DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 @dataclass(frozen=True)
 class Timeout:
-    """Per-attempt limits in seconds: to open the connection, and to wait for each read."""
+    """Limits in seconds: per attempt to open the connection and for each read; `total` for the whole call."""
 
     connect: float = 5.0
     read: float = 30.0  # verify makes SparkPost fetch the tracking URL itself: allow for it
+    total: float = 120.0  # every attempt, every wait between them, every byte of the answer
+
+
+class DeadlineExceeded(urllib3.exceptions.TimeoutError):
+    """No time is left of the call's total deadline for another attempt."""
+
+
+class AttemptsExhaustedError(MaxRetryError):
+    """urllib3's MaxRetryError, carrying every attempt's history (so the message can count them)."""
+
+    def __init__(self, exc: MaxRetryError, history: tuple[RequestHistory, ...]) -> None:
+        super().__init__(exc.pool, exc.url or "", exc.reason)
+        self.history = history
 
 
 class SparkPostRetry(Retry):
-    """urllib3's Retry, but the first retry also waits: SparkPost asks for 1 to 5 s after a 429."""
+    """urllib3's Retry, adapted to SparkPost and to the call's total deadline.
+
+    - The first retry also waits: SparkPost asks for 1 to 5 s after a 429.
+    - A malformed `Retry-After` counts as absent (urllib3 would give up on the call instead).
+    - No retry starts when the wait before it would not end before the call's deadline.
+    """
 
     def get_backoff_time(self) -> float:
         attempts = len(self.history)
@@ -50,6 +81,36 @@ class SparkPostRetry(Retry):
         # urllib3 waits 0 before the first retry; SparkPost's guidance is to wait before every retry.
         value = self.backoff_factor * (2 ** (attempts - 1)) + self.backoff_jitter * random.random()  # noqa: S311 - jitter, not crypto
         return float(max(0.0, min(self.backoff_max, value)))
+
+    def get_retry_after(self, response: Any) -> float | None:
+        try:
+            return super().get_retry_after(response)
+        except urllib3.exceptions.InvalidHeader:
+            log.debug("ignoring a malformed Retry-After header")
+            return None
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> SparkPostRetry:
+        status = getattr(response, "status", None) if response is not None else None
+        history = (*self.history, RequestHistory(method, url, error, status, None))
+        try:
+            retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        except MaxRetryError as exc:
+            raise AttemptsExhaustedError(exc, history) from exc.reason
+        deadline = current()
+        if deadline is not None:
+            wait = (retry.get_retry_after(response) if response is not None else None) or retry.get_backoff_time()
+            if wait >= deadline.remaining():
+                reason = DeadlineExceeded(f"no time left of the call's {deadline.seconds:g} s deadline")
+                raise AttemptsExhaustedError(MaxRetryError(_pool, url or "", reason), history) from error
+        return retry
 
 
 def retry_policy(
@@ -80,26 +141,87 @@ def retry_policy(
     )
 
 
-def worst_case_seconds(policy: Retry, timeout: Timeout) -> float:
-    """Upper bound of one client call: every attempt times out, every wait is the longest allowed."""
-    retries = int(policy.total or 0)
-    per_attempt = timeout.connect + timeout.read
-    longest_wait = max(policy.backoff_max + policy.backoff_jitter, float(policy.retry_after_max))
-    return (retries + 1) * per_attempt + retries * longest_wait
+def worst_case_seconds(timeout: Timeout) -> float:
+    """Upper bound of one client call, whatever the server does: its deadline, plus the time to stop."""
+    return timeout.total + SHUTDOWN_GRACE
 
 
-def normalize_base_url(url: str) -> str:
-    """Validate an explicit API base URL (Enterprise tenant or a local endpoint); drop a trailing '/'."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"API URL '{url}' is not an http(s) URL: give one such as 'https://api.sparkpost.com/api/v1'")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError(f"API URL '{url}' must not carry a query, fragment or credentials")
-    return url.strip().rstrip("/")
+# --- API URLs -----------------------------------------------------------------------------------
+
+EXAMPLE_URL = "https://api.sparkpost.com/api/v1"
+
+
+def normalize_base_url(url: object) -> str:
+    """An API base URL in one canonical spelling, or ValueError saying what is wrong.
+
+    Lowercase scheme and host, no trailing dot on the host, no default port, no `.`/`..` segments,
+    repeated or trailing slashes: two spellings of one endpoint compare equal. Refused: anything not
+    http(s), credentials or a query (never echoed: they may hold the key), and plain http to anything
+    but a loopback host (the key would cross the network unencrypted).
+    """
+    if not isinstance(url, str):
+        raise ValueError(f"must be a URL string such as '{EXAMPLE_URL}', got {type(url).__name__}")
+    text = url.strip()
+    shown = _shown(text)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"API URL {shown} is not a valid URL (check the host and port)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"API URL {shown} is not an http(s) URL: give one such as '{EXAMPLE_URL}'")
+    if "@" in parts.netloc:
+        raise ValueError(
+            "API URL carries a user name or password (not shown here): remove it; the API key belongs in "
+            "sparkpost:apiKey (secret) or SPARKPOST_API_KEY, never in the URL"
+        )
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        raise ValueError(
+            "API URL carries a query or fragment (not shown here, it may hold a key such as api_key=): give "
+            f"the base URL alone, such as '{EXAMPLE_URL}'; the key belongs in sparkpost:apiKey (secret)"
+        )
+    host = parts.hostname.rstrip(".")
+    if not host:
+        raise ValueError(f"API URL {shown} has no host name: give one such as '{EXAMPLE_URL}'")
+    if scheme == "http" and not _is_loopback(host):
+        raise ValueError(
+            f"API URL {shown} uses plain http:// to {host}: the API key would cross the network unencrypted. "
+            "Use https:// (plain http is accepted only for loopback hosts such as 127.0.0.1, for local emulators)"
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    path = posixpath.normpath(re.sub(r"/+", "/", parts.path)) if parts.path else ""
+    path = "" if path in (".", "/") else path
+    return f"{scheme}://{netloc}{path}"
+
+
+def _shown(text: str) -> str:
+    # Only echo a URL that cannot hold credentials.
+    if "@" in text or "?" in text or "#" in text or "key" in text.lower():
+        return "(not shown)"
+    return f"'{text[:200]}'"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --- errors ---------------------------------------------------------------------------------------
 
 
 class SparkPostError(Exception):
-    """An API call that failed, with the HTTP status (None when no answer came) and SparkPost's message."""
+    """An API call that failed, with the HTTP status (None when no answer came) and a message.
+
+    `from_sparkpost` says the answer was SparkPost's own JSON error body; only then is its status a
+    fact about the tracking domain (see `sparkpost_said`).
+    """
 
     def __init__(
         self,
@@ -110,22 +232,36 @@ class SparkPostError(Exception):
         path: str,
         errors: tuple[dict[str, Any], ...] = (),
         maybe_applied: bool = False,
+        from_sparkpost: bool = False,
+        attempts: int = 1,
     ) -> None:
         self.status = status
         self.message = message
         self.method = method
         self.path = path
         self.errors = errors
-        # True when an earlier attempt of this same call got an answer that leaves open whether
-        # SparkPost carried it out (a 500 or a dropped connection before the final answer).
+        # True when this call may have been carried out by SparkPost although it failed: an attempt got
+        # a 500/502/504, an answer not SparkPost's, or lost its connection after sending the request.
         self.maybe_applied = maybe_applied
+        self.from_sparkpost = from_sparkpost
+        self.attempts = attempts
         where = f"{method} {path}"
-        head = f"SparkPost answered {status} to {where}" if status else f"SparkPost could not be reached for {where}"
+        if status is None:
+            head = f"SparkPost could not be reached for {where}"
+        elif from_sparkpost:
+            head = f"SparkPost answered {status} to {where}"
+        else:
+            head = f"{where} got HTTP {status}, and not from SparkPost"
         super().__init__(f"{head}: {message}")
+
+    def sparkpost_said(self, status: int) -> bool:
+        """True when SparkPost itself answered `status` (its JSON error body, not a proxy's page)."""
+        return self.status == status and self.from_sparkpost
 
     @property
     def is_not_found(self) -> bool:
-        return self.status == 404
+        """SparkPost's own 404: the tracking domain does not exist (in this account or subaccount)."""
+        return self.sparkpost_said(404)
 
 
 def _check_api_key(api_key: str) -> str:
@@ -148,21 +284,22 @@ class SparkPostClient:
         *,
         subaccount: int | None = None,
         timeout: Timeout = Timeout(),
-        retry: Retry | None = None,
+        retry: SparkPostRetry | None = None,
     ) -> None:
         key = _check_api_key(api_key)
         self.base_url = normalize_base_url(base_url)
-        self.subaccount = subaccount
+        # Subaccount 0 is the primary account (subaccounts.apib): no header, like no subaccount.
+        self.subaccount = subaccount or None
         self.timeout = timeout
         self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry if retry is not None else retry_policy())
+        adapter = DeadlineAdapter(max_retries=retry if retry is not None else retry_policy())
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers.update(
             {"Authorization": key, "Accept": "application/json", "User-Agent": "https-tracking"}
         )
-        if subaccount is not None:
-            self.session.headers["X-MSYS-SUBACCOUNT"] = str(subaccount)
+        if self.subaccount is not None:
+            self.session.headers["X-MSYS-SUBACCOUNT"] = str(self.subaccount)
 
     def __repr__(self) -> str:
         return f"SparkPostClient(base_url={self.base_url!r}, subaccount={self.subaccount!r})"
@@ -181,13 +318,13 @@ class SparkPostClient:
     def create_tracking_domain(self, domain: str, *, secure: bool) -> None:
         """POST /tracking-domains. Raises SparkPostError 409 when the domain already exists.
 
-        POST is retried like every verb; when an earlier attempt may have been applied, a final 409
-        carries `maybe_applied=True` so the caller can tell "ours, created by the first try" apart.
+        POST is retried like every verb, so a 409 may answer an earlier attempt of this same call that
+        went through (`maybe_applied`); the caller reads the domain to decide what it is.
         """
         self._call("POST", "/tracking-domains", body={"domain": domain, "secure": secure})
 
     def retrieve_tracking_domain(self, domain: str) -> dict[str, Any]:
-        """GET /tracking-domains/{domain}: the full object. 404 means it is gone."""
+        """GET /tracking-domains/{domain}: the full object. SparkPost's 404 means it is gone."""
         results = self._call("GET", _domain_path(domain))
         return _results_dict(results, "GET", _domain_path(domain))
 
@@ -212,7 +349,7 @@ class SparkPostClient:
         self._call("PUT", _domain_path(domain), body=body)
 
     def delete_tracking_domain(self, domain: str) -> None:
-        """DELETE /tracking-domains/{domain}. A 404 counts as done: the domain is already gone."""
+        """DELETE /tracking-domains/{domain}. SparkPost's 404 counts as done: the domain is already gone."""
         try:
             self._call("DELETE", _domain_path(domain))
         except SparkPostError as err:
@@ -248,23 +385,42 @@ class SparkPostClient:
         params: dict[str, str] | None = None,
     ) -> Any:
         url = self.base_url + path
-        try:
-            response = self.session.request(
-                method,
-                url,
-                json=body,
-                params=params,
-                timeout=(self.timeout.connect, self.timeout.read),
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise SparkPostError(
-                None, f"{self.base_url}: {_transport_reason(exc)}", method=method, path=path, maybe_applied=True
-            ) from None
+        with CallDeadline(self.timeout.total) as deadline:
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    json=body,
+                    params=params,
+                    timeout=(self.timeout.connect, self.timeout.read),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                history = _history_of(exc)
+                attempts = max(1, len(history))
+                raise SparkPostError(
+                    None,
+                    f"{self.base_url}: {_transport_reason(exc, attempts, deadline)}",
+                    method=method,
+                    path=path,
+                    maybe_applied=_transport_maybe_applied(exc, history),
+                    attempts=attempts,
+                ) from None
+            if deadline.interrupted:
+                # The sockets were shut down mid-answer: what was parsed may be cut short, so it is no answer.
+                attempts = len(_response_history(response)) + 1
+                raise SparkPostError(
+                    None,
+                    f"{self.base_url}: {_transport_reason(requests.Timeout(), attempts, deadline)}",
+                    method=method,
+                    path=path,
+                    maybe_applied=True,
+                    attempts=attempts,
+                )
         log.debug("%s %s -> %s", method, path, response.status_code)
-        maybe_applied = _earlier_attempt_maybe_applied(response)
-        if response.status_code == 204 or (200 <= response.status_code < 300 and not response.content):
-            return None
+        history = _response_history(response)
+        if response.status_code == 204 and not response.content:
+            return None  # DELETE's answer (tracking-domains.apib)
         payload = _json_or_none(response)
         if 200 <= response.status_code < 300:
             if not isinstance(payload, dict) or "results" not in payload:
@@ -273,16 +429,24 @@ class SparkPostClient:
                     'the answer was not the JSON SparkPost sends ({"results": ...}); try again later',
                     method=method,
                     path=path,
+                    maybe_applied=True,
                 )
             return payload["results"]
         errors = _errors_of(payload)
+        from_sparkpost = any(isinstance(e.get("message"), str) for e in errors)
+        attempts = len(history) + 1
+        status = response.status_code
         raise SparkPostError(
-            response.status_code,
-            _message_of(response, errors),
+            status,
+            _message_of(response, errors, attempts) if from_sparkpost else _foreign_answer(response, attempts),
             method=method,
             path=path,
             errors=errors,
-            maybe_applied=maybe_applied,
+            maybe_applied=any(_maybe_applied(h.error, h.status) for h in history)
+            or status in MAYBE_APPLIED_STATUSES
+            or (not from_sparkpost and status >= 500),
+            from_sparkpost=from_sparkpost,
+            attempts=attempts,
         )
 
 
@@ -299,7 +463,7 @@ def _results_dict(results: Any, method: str, path: str) -> dict[str, Any]:
 def _json_or_none(response: requests.Response) -> Any:
     try:
         return response.json()
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, json.JSONDecodeError, RecursionError):
         return None
 
 
@@ -309,7 +473,12 @@ def _errors_of(payload: Any) -> tuple[dict[str, Any], ...]:
     return ()
 
 
-def _message_of(response: requests.Response, errors: tuple[dict[str, Any], ...]) -> str:
+def _after(attempts: int) -> str:
+    """The retry note, only when a retry happened."""
+    return f", also after the retries ({attempts} attempts)" if attempts > 1 else ""
+
+
+def _message_of(response: requests.Response, errors: tuple[dict[str, Any], ...], attempts: int) -> str:
     # Tracking-domain errors often carry only "message": every other field is optional.
     parts = []
     for error in errors:
@@ -320,28 +489,55 @@ def _message_of(response: requests.Response, errors: tuple[dict[str, Any], ...])
             text += f" [param {error['param']}]"
         if text:
             parts.append(text)
-    if parts:
-        return "; ".join(parts)
-    return {
-        401: "the API key was refused: check sparkpost:apiKey and that it belongs to this region's account",
-        403: "the API key lacks a grant: it needs 'Tracking Domains: Read/Write'",
-        429: "rate limited, and still so after the retries: wait a minute and run again",
-    }.get(response.status_code, f"HTTP {response.status_code} {response.reason or ''}".strip())
+    return "; ".join(parts) + (_after(attempts) if response.status_code in RETRY_STATUSES else "")
 
 
-def _transport_reason(exc: requests.RequestException) -> str:
-    # After the last retry, requests wraps urllib3's MaxRetryError; its reason says what happened.
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    if isinstance(exc, requests.Timeout) or isinstance(reason, urllib3.exceptions.TimeoutError):
+def _foreign_answer(response: requests.Response, attempts: int) -> str:
+    """What came back when it was not SparkPost's JSON: say what it was, never guess what it means."""
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()[:60]
+    reason = (response.reason or "").strip()[:60]
+    return (
+        f"HTTP {response.status_code}{' ' + reason if reason else ''} with {kind} ({len(response.content)} bytes) "
+        f"instead of SparkPost's JSON{_after(attempts)}. Something between here and SparkPost answered (a proxy, "
+        "firewall, load balancer or captive portal), or the API URL points elsewhere: check sparkpost:apiUrl, "
+        "HTTPS_PROXY/HTTP_PROXY in the environment, and the network path to SparkPost"
+    )
+
+
+def _history_of(exc: requests.RequestException) -> tuple[RequestHistory, ...]:
+    # After the last retry, requests wraps urllib3's MaxRetryError (ours carries every attempt).
+    inner = exc.args[0] if exc.args else None
+    history = getattr(inner, "history", ())
+    return tuple(history) if isinstance(history, tuple) else ()
+
+
+def _response_history(response: requests.Response) -> tuple[RequestHistory, ...]:
+    retries = getattr(response.raw, "retries", None)
+    return tuple(getattr(retries, "history", ()) or ())
+
+
+def _transport_reason(exc: requests.RequestException, attempts: int, deadline: CallDeadline) -> str:
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", None)
+    if deadline.expired or isinstance(reason, DeadlineExceeded):
+        kind = f"no complete answer within the call's deadline of {deadline.seconds:g} s"
+    elif isinstance(exc, requests.Timeout) or isinstance(reason, urllib3.exceptions.TimeoutError):
         kind = "timed out"
     elif isinstance(exc, requests.ConnectionError):
         kind = "connection failed or was dropped"
     else:
         kind = type(exc).__name__
-    return f"{kind}, also after the retries; check the network and SparkPost's status page, then run again"
+    return f"{kind}{_after(attempts)}; check the network and SparkPost's status page, then run again"
 
 
-def _earlier_attempt_maybe_applied(response: requests.Response) -> bool:
-    retries = getattr(response.raw, "retries", None)
-    history = getattr(retries, "history", ()) or ()
-    return any(h.error is not None or h.status in MAYBE_APPLIED_STATUSES for h in history)
+def _maybe_applied(error: Exception | None, status: int | None) -> bool:
+    if status is not None:
+        return status in MAYBE_APPLIED_STATUSES
+    # A connection that was never made cannot have carried the request.
+    return error is not None and not isinstance(error, urllib3.exceptions.ConnectTimeoutError)
+
+
+def _transport_maybe_applied(exc: requests.RequestException, history: tuple[RequestHistory, ...]) -> bool:
+    if history:
+        return any(_maybe_applied(h.error, h.status) for h in history)
+    return not isinstance(exc, requests.ConnectTimeout)

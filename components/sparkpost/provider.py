@@ -8,14 +8,18 @@ Credentials never reach state: the pickled provider carries no attributes at all
 the key is read in `configure()` (stack config `sparkpost:apiKey`, decrypted by the engine) or from
 `SPARKPOST_API_KEY` at call time. Clients are built inside each method, never kept on `self` for
 pickling.
+
+What is whose: a tracking domain this provider created (its POST answered 200) is deleted on destroy.
+One that was there before, or whose origin cannot be told (a 409 after an answer that was lost or
+not SparkPost's), is adopted: its settings are recorded and given back on destroy, never deleted.
+When something is left at SparkPost that state does not record, the error names it and says how to
+remove or keep it.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,8 +38,9 @@ from pulumi.runtime.rpc import UNKNOWN
 from components.hostnames import HostnameError, normalize_host
 from components.sparkpost import certificates
 from components.sparkpost.client import SparkPostClient, SparkPostError, normalize_base_url
-from components.sparkpost.limits import MAX_VERIFY_TIMEOUT
+from components.sparkpost.limits import MAX_SUBACCOUNT, MAX_VERIFY_TIMEOUT
 from components.sparkpost.regions import base_url_for
+from components.sparkpost.waiting import SharedWait
 
 INPUT_KEYS = ("domain", "secure", "default", "subaccount", "api_url", "verify_timeout", "managed_certificate")
 REPLACE_KEYS = ("domain", "subaccount", "endpoint")
@@ -60,6 +65,10 @@ class TrackingDomainProvider(ResourceProvider):
     _api_url: str | None = None
     _region: str | None = None
 
+    def __init__(self) -> None:
+        # One waiting window for the whole provider process, i.e. for one `pulumi up` (waiting.py).
+        self._waits = SharedWait()
+
     def __reduce__(self) -> tuple[type[TrackingDomainProvider], tuple[()]]:
         # Pickle as "the class, no state": whatever configure() stored can never reach __provider.
         return (TrackingDomainProvider, ())
@@ -77,8 +86,15 @@ class TrackingDomainProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # No API call here: compare the recorded outputs with the new inputs only.
-        wanted = dict(news, endpoint=self._endpoint_or_unknown(news))
-        replaces = [key for key in REPLACE_KEYS if _differs(olds.get(key), wanted.get(key))]
+        replaces = [
+            key
+            for key, differs in (
+                ("domain", _differs(olds.get("domain"), news.get("domain"))),
+                ("subaccount", _scope_differs(olds.get("subaccount"), news.get("subaccount"))),
+                ("endpoint", _endpoint_differs(olds.get("endpoint"), self._endpoint_or_unknown(news))),
+            )
+            if differs
+        ]
         updates = [key for key in ("secure", "default") if _differs(olds.get(key), news.get(key))]
         if not olds.get("verified"):
             # Still waiting for DNS or the proxy: every `pulumi up` tries again, so the stack converges.
@@ -106,19 +122,17 @@ class TrackingDomainProvider(ResourceProvider):
         try:
             client.create_tracking_domain(domain, secure=secure)
         except SparkPostError as err:
-            if err.status != 409:
+            if not (err.sparkpost_said(409) or err.maybe_applied):
                 raise _failure("create", domain, err) from None
-            if not err.maybe_applied:
-                # It was there before us: adopt it, and remember what to give back on delete.
-                live = self._retrieve_for_adoption(client, domain)
-                previous = {"secure": bool(live.get("secure")), "default": bool(live.get("default"))}
-                have = _live_state(live)
-            # else: an earlier attempt of our own POST went through before a 5xx or a dropped
-            # connection; the 409 is our own domain answering, so it is ours to delete.
+            # It exists now, but whether our POST made it cannot be told from a 409 that may answer an
+            # earlier attempt, nor from an answer that was lost: look, and when in doubt adopt.
+            live = self._existing(client, domain, err)
+            previous = {"secure": bool(live.get("secure")), "default": bool(live.get("default"))}
+            have = _live_state(live)
         try:
             outs = self._converge(client, props, have)
-        except Exception:
-            _undo_create(client, domain, previous)
+        except Exception as exc:
+            _undo_create(client, domain, previous, exc)
             raise
         outs.update(adopted=previous is not None, previous=previous)
         return CreateResult(domain, outs)
@@ -129,13 +143,34 @@ class TrackingDomainProvider(ResourceProvider):
         return UpdateResult(outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        domain = props.get("domain") or id_
+        importing = props.get("domain") is None  # `pulumi import` and `get` give the id alone
         try:
-            live = self._client(props).retrieve_tracking_domain(domain)
+            domain = normalize_host(props.get("domain") or id_)
+        except HostnameError as exc:
+            raise RuntimeError(f"cannot read tracking domain {id_!r}: the id {exc}") from None
+        client = self._client({} if importing else props)
+        try:
+            live = client.retrieve_tracking_domain(domain)
         except SparkPostError as err:
             if err.is_not_found:
-                return ReadResult("", {})  # gone: the engine drops it from state
+                return ReadResult("", {})  # SparkPost says it is gone: the engine drops it from state
             raise _failure("refresh", domain, err) from None
+        owner = _owner(live, client)
+        if importing:
+            # Without the subaccount header a GET sees every subaccount's domains: take the owner it names.
+            props = {
+                "domain": domain,
+                "subaccount": owner,
+                "secure": bool(live.get("secure")),
+                "default": bool(live.get("default")),
+                "managed_certificate": bool(live.get("uses_managed_certificate")),
+                "verify_timeout": 0,
+                "api_url": None,
+            }
+        elif owner != client.subaccount:
+            # The name now belongs to another subaccount (names are unique across the account): the
+            # domain this stack managed is gone, and the other one is not ours to manage.
+            return ReadResult("", {})
         have = _live_state(live)
         inputs = {key: props.get(key) for key in INPUT_KEYS}
         # Rewrite secure/default to what SparkPost has, so a refresh alone leaves no diff behind.
@@ -144,7 +179,7 @@ class TrackingDomainProvider(ResourceProvider):
         wanted = dict(props, default=bool(props.get("default")) or bool(props.get("default_pending")))
         outs = self._outputs(wanted, have, message=_pending_message(wanted, have, None))
         outs.update(adopted=bool(props.get("adopted")), previous=props.get("previous"))
-        return ReadResult(id_, outs, inputs)
+        return ReadResult(domain, outs, inputs)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         domain = props["domain"]
@@ -157,7 +192,7 @@ class TrackingDomainProvider(ResourceProvider):
                     domain, secure=bool(previous.get("secure")), default=bool(previous.get("default"))
                 )
             else:
-                client.delete_tracking_domain(domain)
+                client.delete_tracking_domain(domain)  # SparkPost's own 404 is done; anything else raises
         except SparkPostError as err:
             if not err.is_not_found:
                 raise _failure("delete", domain, err) from None
@@ -185,7 +220,7 @@ class TrackingDomainProvider(ResourceProvider):
                 have["secure"] = want_secure
         refusal: str | None = None
         if not have["verified"]:
-            have["verified"], refusal = _verify(client, domain, float(props.get("verify_timeout") or 0))
+            have["verified"], refusal = self._verify(client, domain, float(props.get("verify_timeout") or 0))
             if have["verified"]:
                 have.update(cname_status="", compliance_status="valid")
         if managed and have["verified"]:
@@ -208,6 +243,26 @@ class TrackingDomainProvider(ResourceProvider):
             have.update(pending)
         return self._outputs(props, have, message=_pending_message(props, have, refusal))
 
+    def _verify(self, client: SparkPostClient, domain: str, timeout: float) -> tuple[bool, str | None]:
+        """Ask SparkPost to verify; with a timeout, again within the process's shared waiting window.
+
+        Returns (verified, SparkPost's reason when not). SparkPost's own 400 is it failing to fetch the
+        tracking URL: not an error of ours, the chain is just not serving yet.
+        """
+
+        def attempt() -> tuple[bool, tuple[bool, str | None]]:
+            try:
+                status = client.verify_tracking_domain(domain)
+            except SparkPostError as err:
+                if not err.sparkpost_said(400):
+                    raise _failure("verify", domain, err) from None
+                return False, (False, err.message)
+            if status.get("verified"):
+                return True, (True, None)
+            return False, (False, "SparkPost answered that the domain is not verified")
+
+        return self._waits.poll(attempt, timeout, first_wait=VERIFY_FIRST_WAIT, max_wait=VERIFY_MAX_WAIT)
+
     def _converge_certificate(self, client: SparkPostClient, props: dict[str, Any], have: dict[str, Any]) -> str | None:
         """Enable the managed certificate if it is not, then follow its issuance. Updates `have`."""
         domain = props["domain"]
@@ -220,30 +275,54 @@ class TrackingDomainProvider(ResourceProvider):
                 if not have["uses_managed_certificate"] or not timeout:
                     return reason  # just enabled, so pending: the next up (or a timeout) follows it
             if have["tls_status"] != "valid":
-                have.update(certificates.follow(client, domain, timeout))
+                have.update(certificates.follow(client, domain, timeout, self._waits))
         except SparkPostError as err:
             raise _failure("enable the managed certificate of", domain, err) from None
         return reason
 
-    def _retrieve_for_adoption(self, client: SparkPostClient, domain: str) -> dict[str, Any]:
+    def _existing(self, client: SparkPostClient, domain: str, err: SparkPostError) -> dict[str, Any]:
+        """After a 409, or a create whose outcome is unknown: read the domain and decide what it is.
+
+        Returns the live object to adopt; raises when it is another owner's, when SparkPost says it
+        does not exist after a create that failed (nothing was made), or when it cannot be read.
+        """
+        conflict = err.sparkpost_said(409)
         try:
-            return client.retrieve_tracking_domain(domain)
-        except SparkPostError as err:
-            if err.is_not_found:
-                scope = f"subaccount {client.subaccount}" if client.subaccount is not None else "the primary account"
+            live = client.retrieve_tracking_domain(domain)
+        except SparkPostError as look:
+            if look.is_not_found and conflict:
+                scope = _scope_name(client.subaccount)
                 raise RuntimeError(
                     f"tracking domain {domain}: SparkPost says it already exists, but not in {scope}. "
                     "A domain's subaccount is fixed when it is created: set `subaccount` to the one that "
                     "owns it, or delete it there first."
                 ) from None
-            raise _failure("read", domain, err) from None
+            if look.is_not_found:
+                raise _failure("create", domain, err) from None  # SparkPost has none: nothing was left
+            raise RuntimeError(
+                f"could not create tracking domain {domain}: {err}. SparkPost may have carried the create "
+                f"out before its answer was lost, and reading the domain back failed too ({look}), so this "
+                f"stack cannot tell whether {domain} now exists at SparkPost. If it does (SparkPost app > "
+                "Configuration > Tracking Domains), it was left there and this stack does not record it. "
+                f"{_remove_or_keep(client, domain)}"
+            ) from None
+        owner = _owner(live, client)
+        if owner != client.subaccount:
+            raise RuntimeError(
+                f"tracking domain {domain}: SparkPost says it already exists, but not in "
+                f"{_scope_name(client.subaccount)}: it belongs to {_scope_name(owner)}. A domain's subaccount "
+                f"is fixed when it is created: set `subaccount: {owner if isinstance(owner, int) else '<id>'}` "
+                "for this host if the stack should manage it there, or delete it in that subaccount first. "
+                "Nothing was changed."
+            )
+        return live
 
     def _outputs(self, props: dict[str, Any], have: dict[str, Any], *, message: str) -> dict[str, Any]:
         domain = props["domain"]
         want_default = bool(props.get("default", False))
         return {
             "domain": domain,
-            "subaccount": props.get("subaccount"),
+            "subaccount": _scope(props.get("subaccount")),
             "api_url": props.get("api_url"),
             "verify_timeout": props.get("verify_timeout", 0),
             "endpoint": self._endpoint(props),
@@ -274,8 +353,7 @@ class TrackingDomainProvider(ResourceProvider):
         api_key = self._api_key or os.environ.get("SPARKPOST_API_KEY")
         if not api_key:
             raise RuntimeError(MISSING_KEY)
-        subaccount = props.get("subaccount")
-        account = int(subaccount) if subaccount is not None else None
+        account = _scope(props.get("subaccount"))
         key = (api_key, self._endpoint(props), account)
         clients: dict[tuple[str, str, int | None], SparkPostClient] = _THREAD_CLIENTS.__dict__.setdefault("by_key", {})
         if key not in clients:
@@ -296,18 +374,21 @@ class TrackingDomainProvider(ResourceProvider):
 
 
 def validate_inputs(news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFailure]]:
-    """Normalize the inputs and list every problem, each naming its property. Makes no API call."""
+    """Normalize the inputs and list every problem, each naming its property. Makes no API call.
+
+    Never raises on any value: each parser turns what it cannot use into a failure for its property.
+    """
     failures: list[CheckFailure] = []
     inputs: dict[str, Any] = {}
 
     def field(key: str, default: Any, parse: Callable[[Any], Any]) -> None:
         value = news.get(key, default)
-        if value is None or value == UNKNOWN:  # unknown during preview: checked again at up
+        if value is None or (isinstance(value, str) and value == UNKNOWN):  # unknown during preview
             inputs[key] = value
             return
         try:
             inputs[key] = parse(value)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ArithmeticError) as exc:
             failures.append(CheckFailure(key, f"{key}: {exc}"))
 
     if news.get("domain") is None:
@@ -322,6 +403,12 @@ def validate_inputs(news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFai
     return inputs, failures
 
 
+def _shown(value: Any) -> str:
+    """A value for a message: its repr, cut short (a 400-digit number or a long list helps nobody)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
 def _parse_domain(value: Any) -> str:
     try:
         return normalize_host(value)
@@ -331,20 +418,25 @@ def _parse_domain(value: Any) -> str:
 
 def _parse_bool(value: Any, meaning: str) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"must be true or false ({meaning}), got {value!r}")
+        raise TypeError(f"must be true or false ({meaning}), got {_shown(value)}")
     return value
 
 
-def _parse_subaccount(value: Any) -> int:
-    # Numbers cross the gRPC wire as floats: 5 arrives as 5.0.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
-        raise ValueError(f"must be a non-negative whole number (a SparkPost subaccount id), got {value!r}")
-    return int(value)
+def _parse_subaccount(value: Any) -> int | None:
+    # Numbers cross the gRPC wire as floats: 5 arrives as 5.0. Subaccount 0 is the primary account.
+    if isinstance(value, float) and value.is_integer():  # False for inf and nan
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SUBACCOUNT:
+        raise ValueError(
+            f"must be a whole number from 0 to {MAX_SUBACCOUNT} (a SparkPost subaccount id; 0 or none is the "
+            f"primary account), got {_shown(value)}"
+        )
+    return value or None
 
 
 def _parse_verify_timeout(value: Any) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_VERIFY_TIMEOUT:
-        raise ValueError(f"must be a number of seconds from 0 to {MAX_VERIFY_TIMEOUT}, got {value!r}")
+        raise ValueError(f"must be a number of seconds from 0 to {MAX_VERIFY_TIMEOUT}, got {_shown(value)}")
     return int(value) if value == int(value) else float(value)
 
 
@@ -360,6 +452,47 @@ def _differs(old: Any, new: Any) -> bool:
         except (TypeError, ValueError):
             return True
     return bool(old != new)
+
+
+def _scope(value: Any) -> int | None:
+    """A subaccount as recorded or given (None, 0, 5 or 5.0): None for the primary account."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _scope_differs(old: Any, new: Any) -> bool:
+    # None and 0 are both the primary account: that is no change, and no replacement.
+    return new == UNKNOWN or _scope(old) != _scope(new)
+
+
+def _endpoint_differs(old: Any, new: str) -> bool:
+    # State written before URLs were normalized may spell the same endpoint differently.
+    if new == UNKNOWN:
+        return True
+    try:
+        return normalize_base_url(old) != new
+    except ValueError:
+        return bool(old != new)
+
+
+def _owner(live: dict[str, Any], client: SparkPostClient) -> int | str | None:
+    """Whose a live domain is: None (primary), a subaccount id, or "unknown" when SparkPost's field is odd."""
+    if "subaccount_id" not in live or live["subaccount_id"] is None:
+        # "Not returned unless set" (tracking-domains.apib); a subaccount-scoped GET sees only its own.
+        return client.subaccount
+    raw = live["subaccount_id"]
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != int(raw):
+        return "unknown"
+    return _scope(raw)
+
+
+def _scope_name(scope: int | str | None) -> str:
+    if scope is None:
+        return "the primary account"
+    return f"subaccount {scope}" if isinstance(scope, int) else f"an owner SparkPost did not name clearly ({scope})"
 
 
 def _live_state(obj: dict[str, Any]) -> dict[str, Any]:
@@ -383,32 +516,6 @@ def _live_state(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _verify(client: SparkPostClient, domain: str, timeout: float) -> tuple[bool, str | None]:
-    """Ask SparkPost to verify; with a timeout, ask again with backoff until it passes or time is up.
-
-    Returns (verified, SparkPost's reason when not). A 400 is SparkPost failing to fetch the tracking
-    URL: not an error of ours, the chain is just not serving yet.
-    """
-    deadline = time.monotonic() + timeout
-    wait = VERIFY_FIRST_WAIT
-    while True:
-        try:
-            status = client.verify_tracking_domain(domain)
-        except SparkPostError as err:
-            if err.status != 400:
-                raise _failure("verify", domain, err) from None
-            reason = err.message
-        else:
-            if status.get("verified"):
-                return True, None
-            reason = "SparkPost answered that the domain is not verified"
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False, reason
-        time.sleep(min(remaining, wait * (0.5 + random.random() / 2)))  # noqa: S311 - jitter, not crypto
-        wait = min(wait * 2, VERIFY_MAX_WAIT)
-
-
 def _pending_message(props: dict[str, Any], have: dict[str, Any], refusal: str | None) -> str:
     domain = props["domain"]
     if have["verified"] and props.get("managed_certificate") and have["tls_status"] != "valid":
@@ -426,30 +533,60 @@ def _pending_message(props: dict[str, Any], have: dict[str, Any], refusal: str |
 
 
 def _failure(action: str, domain: str, err: SparkPostError) -> RuntimeError:
-    hint = {
-        401: "check sparkpost:apiKey and that the key belongs to this region's account",
-        403: "grant the key 'Tracking Domains: Read/Write'",
-        404: "it may have been deleted outside Pulumi: run `pulumi refresh`",
-    }.get(err.status or 0, "run `pulumi up` again; if it persists, check SparkPost's status page")
+    if err.from_sparkpost:
+        hint = {
+            401: "check sparkpost:apiKey and that the key belongs to this region's account",
+            403: "grant the key 'Tracking Domains: Read/Write'",
+            404: "it may have been deleted outside Pulumi: run `pulumi refresh`",
+        }.get(err.status or 0, "run `pulumi up` again; if it persists, check SparkPost's status page")
+    elif err.status is not None and not 200 <= err.status < 300:
+        hint = "the answer did not come from SparkPost: fix what is in between (see above), then run `pulumi up` again"
+    else:
+        hint = "run `pulumi up` again; if it persists, check SparkPost's status page"
     return RuntimeError(f"could not {action} tracking domain {domain}: {err}. What to do: {hint}.")
 
 
 def _update(client: SparkPostClient, domain: str, action: str, **changes: bool) -> None:
-    """PUT, turning failures into a message for the user; a 422 (unverified) is left to the caller."""
+    """PUT, turning failures into a message for the user; SparkPost's 422 (unverified) is left to the caller."""
     try:
         client.update_tracking_domain(domain, **changes)
     except SparkPostError as err:
-        if err.status == 422:
+        if err.sparkpost_said(422):
             raise
         raise _failure(action, domain, err) from None
 
 
-def _undo_create(client: SparkPostClient, domain: str, previous: dict[str, bool] | None) -> None:
-    """Keep create transactional: what a failed create made or changed is put back before it raises."""
+def _remove_or_keep(client: SparkPostClient, domain: str) -> str:
+    header = f' -H "X-MSYS-SUBACCOUNT: {client.subaccount}"' if client.subaccount is not None else ""
+    return (
+        f"To remove it: delete {domain} in the SparkPost app (Configuration > Tracking Domains), or run "
+        f'`curl -X DELETE -H "Authorization: $SPARKPOST_API_KEY"{header} '
+        f"{client.base_url}/tracking-domains/{domain}`. To keep it under this stack instead: run `pulumi up` "
+        "again, which adopts it (it is then recorded, and `pulumi destroy` gives its settings back and leaves it "
+        "at SparkPost)."
+    )
+
+
+def _undo_create(
+    client: SparkPostClient, domain: str, previous: dict[str, bool] | None, original: BaseException
+) -> None:
+    """Keep create transactional: what a failed create made or changed is put back before it raises.
+
+    When putting back fails too, raise an error that says what was left behind and how to deal with it.
+    """
     try:
         if previous is None:
             client.delete_tracking_domain(domain)
         else:
             client.update_tracking_domain(domain, secure=previous["secure"], default=previous["default"])
-    except SparkPostError:
-        pass  # the original error is the one worth reporting; this one only adds noise
+    except SparkPostError as err:
+        if previous is None:
+            raise RuntimeError(
+                f"{original} Undoing the create failed too ({err}): tracking domain {domain}, made by this "
+                f"attempt, was left at SparkPost, and this stack does not record it. {_remove_or_keep(client, domain)}"
+            ) from None
+        raise RuntimeError(
+            f"{original} Putting {domain} back as it was failed too ({err}): it was there before this stack, and "
+            f"it is not recorded in state. In SparkPost, set it back by hand to secure={previous['secure']}, "
+            f"default={previous['default']} (SparkPost app > Configuration > Tracking Domains)."
+        ) from None
