@@ -8,6 +8,7 @@ they never skip.
 from __future__ import annotations
 
 import datetime
+import json
 import shutil
 import socket
 import ssl
@@ -16,10 +17,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
 import dns.resolver
+import dns.rrset
 import trustme
 
 _sleep = time.sleep  # bound at import: tests may stub time.sleep for clients
@@ -38,6 +47,9 @@ ZONES = {
         "dangling IN CNAME spgo.io.",
         "managed IN CNAME v2.spgo.io.",
         "proxiedmanaged IN A 127.0.0.1",
+        # For the proxied verdict: an address of Cloudflare's edge, and one that is not.
+        "oncloudflare IN A 104.16.1.1",
+        "offcloudflare IN A 192.0.2.10",
     ],
     # Still at the registrar's parking name servers: not delegated to Cloudflare.
     "stale.com": ["@ IN NS ns1.parking-registrar.net.", "@ IN NS ns2.parking-registrar.net.", "track IN A 127.0.0.1"],
@@ -219,3 +231,179 @@ class EdgeResponder:
         self._stopped = True
         self.listener.close()
         Path(self.ca_file).unlink(missing_ok=True)
+
+
+# --- peers that misbehave in time: silent, holding, trickling --------------------------------------
+
+
+class SilentDnsServer:
+    """A UDP port on 127.0.0.1 where queries arrive and are never answered."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class HoldingDnsServer:
+    """An authoritative server for `zones` (each apex has SOA, NS and A 127.0.0.1) that answers SOA and
+    A at once but holds every NS query unanswered until NS queries for `hold_until` distinct zones have
+    arrived; then it answers those and every later one.
+
+    Lookups made one zone at a time never get there: every zone but the last waits in vain. Lookups
+    made concurrently all get their answer. A count, not a timing.
+    """
+
+    def __init__(self, zones: list[str], hold_until: int) -> None:
+        self.zones = {dns.name.from_text(z) for z in zones}
+        self.hold_until = hold_until
+        self.held: dict[dns.name.Name, list[tuple[dns.message.Message, tuple[str, int]]]] = {}
+        self.released = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.message.from_wire(data)
+            question = query.question[0]
+            if question.rdtype == dns.rdatatype.NS and not self.released:
+                self.held.setdefault(question.name, []).append((query, peer))
+                if len(self.held) >= self.hold_until:
+                    self.released = True
+                    for waiting in self.held.values():
+                        for held_query, held_peer in waiting:
+                            self._send(held_query, held_peer)
+                continue
+            self._send(query, peer)
+
+    def _send(self, query: dns.message.Message, peer: tuple[str, int]) -> None:
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        question = query.question[0]
+        name = question.name
+        if name not in self.zones:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif question.rdtype == dns.rdatatype.SOA:
+            response.answer.append(
+                dns.rrset.from_text(name, 60, "IN", "SOA", f"ns1.{name} hostmaster.{name} 1 3600 600 86400 60")
+            )
+        elif question.rdtype == dns.rdatatype.NS:
+            response.answer.append(dns.rrset.from_text(name, 60, "IN", "NS", *CLOUDFLARE_NS))
+        elif question.rdtype == dns.rdatatype.A:
+            response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "127.0.0.1"))
+        try:
+            self.sock.sendto(response.to_wire(), peer)
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class TricklingServer:
+    """A peer that reads the request, then answers `payload` one byte every `interval` seconds: never
+    slow enough for a per-read timeout to fire, so only a total deadline ends the wait.
+
+    With `ca`, it speaks TLS with a certificate from that CA for every name in `names` (the handshake
+    itself is quick: only the answer trickles). `sent` counts the bytes it trickled.
+    """
+
+    def __init__(
+        self, payload: bytes, *, interval: float = 0.5, ca: trustme.CA | None = None, names: tuple[str, ...] = ()
+    ) -> None:
+        self.payload = payload
+        self.interval = interval
+        self.sent = 0
+        self._stop = threading.Event()
+        self.context: ssl.SSLContext | None = None
+        if ca is not None:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ca.issue_cert(*names).configure_cert(self.context)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(30)
+            peer = self.context.wrap_socket(conn, server_side=True) if self.context else conn
+            with peer:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = peer.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                for byte in self.payload:
+                    if self._stop.is_set():
+                        return
+                    peer.sendall(bytes([byte]))
+                    self.sent += 1
+                    self._stop.wait(self.interval)
+        except (OSError, ssl.SSLError):
+            return  # the client gave up: that is the point
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+
+
+class CloudflareZonesApi:
+    """Cloudflare's GET /client/v4/zones?name=Z, as the check uses it: the zone and its assigned name
+    servers for the right bearer token; 403 with error 9109 "Invalid access token" for any other."""
+
+    def __init__(self, token: str, zones: dict[str, list[str]]) -> None:
+        self.token = token
+        self.zones = zones
+        self.requests: list[str] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                api.requests.append(self.path)
+                if self.headers.get("Authorization") != f"Bearer {api.token}":
+                    self._send(403, {"success": False, "errors": [{"code": 9109, "message": "Invalid access token"}]})
+                    return
+                name = parse_qs(urlsplit(self.path).query).get("name", [""])[0]
+                found = [{"name": name, "name_servers": api.zones[name]}] if name in api.zones else []
+                self._send(200, {"success": True, "errors": [], "result": found})
+
+            def _send(self, status: int, body: dict[str, object]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/client/v4"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import ipaddress
 import json
 import os
+import socket
 import stat
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEY
-from network_fakes import EdgeResponder, NsdServer
+import trustme
+from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret
+from network_fakes import (
+    CloudflareZonesApi,
+    EdgeResponder,
+    HoldingDnsServer,
+    NsdServer,
+    SilentDnsServer,
+    TricklingServer,
+)
 from sparkpost_emulator import SparkPostEmulator
 
-from components.check.cli import CheckOptions, HostExpectation, check_hosts, main
+from components.check import cli
+from components.check.cli import (
+    MAX_PARALLEL_HOSTS,
+    STEPS_PER_HOST,
+    CheckOptions,
+    HostExpectation,
+    check_hosts,
+    command_bound,
+    main,
+)
+from components.check.cloudflare_ips import CLOUDFLARE_NETWORKS, LIST_DATE, IPNetwork, outside
+from components.check.dns_probes import make_resolver, probe_dns
 from components.check.expectations import NameServerSource
 from components.check.results import HostReport, ProbeResult
 
@@ -378,3 +401,261 @@ def test_the_check_command_imports_neither_pulumi_nor_its_cloudflare_sdk() -> No
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "components.check.cli" in imported and "requests" in imported  # the listing is real
     assert sorted(m for m in imported if m.split(".")[0] in ("pulumi", "pulumi_cloudflare")) == []
+
+
+# --- bounded in time, whatever the peers do ---------------------------------------------------------
+
+HANG_GUARD = 20.0  # seconds beyond the stated bound after which the command counts as hung (a hang detector)
+
+
+def run_bounded(args: list[str], env: dict[str, str], hosts: int = 1) -> tuple[int, list[dict[str, Any]]]:
+    """Run the command; fail if it is still running well past the bound it states for these options."""
+    timeout = float(args[args.index("--timeout") + 1])
+    bound = command_bound(hosts, timeout)
+    assert bound == STEPS_PER_HOST * timeout  # what --help promises for up to MAX_PARALLEL_HOSTS hosts
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        out = io.StringIO()
+        outcome["code"] = main(args, out=out, env=env)
+        outcome["reports"] = json.loads(out.getvalue())
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(bound + HANG_GUARD)
+    assert not worker.is_alive(), f"the check was still running {bound + HANG_GUARD:g} s in: it ignores its bound"
+    return outcome["code"], outcome["reports"]
+
+
+def test_a_trickling_edge_ends_within_the_deadline(dns_server: NsdServer) -> None:
+    # TLS is quick; then the answer comes one byte every half second: no read ever times out.
+    ca = trustme.CA()
+    payload = b"HTTP/1.1 302 Found\r\nServer: msys-http\r\nX-Pad: " + b"a" * 60_000
+    peer = TricklingServer(payload, interval=0.5, ca=ca, names=("track.example.com",))
+    ca_file = tempfile.NamedTemporaryFile(suffix=".pem", delete=False).name  # noqa: SIM115
+    ca.cert_pem.write_to_path(ca_file)
+    try:
+        args = ["track.example.com", "--resolver", dns_server.address, "--port", str(peer.port)]
+        args += ["--ca-bundle", ca_file, "--edge-networks", LOOPBACK, *EXPECT_NS, "--timeout", "1", "--json"]
+        code, (report,) = run_bounded(args, env={})
+    finally:
+        peer.close()
+        Path(ca_file).unlink()
+    assert peer.sent >= 1  # it did trickle
+    assert probe(report, "tls")["status"] == "ok"
+    assert probe(report, "http")["error"] == "no complete HTTP answer: timed out after 1 s"
+    assert code == 1
+
+
+def test_a_trickling_sparkpost_api_ends_within_the_deadline(dns_server: NsdServer, edge: EdgeResponder) -> None:
+    api = TricklingServer(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Pad: a\r\n" * 5000)
+    try:
+        env = {"SPARKPOST_API_KEY": API_KEY, "SPARKPOST_API_URL": api.url + "/api/v1"}
+        code, (report,) = run_bounded(
+            ["track.example.com", *peer_args(dns_server, edge), *EXPECT_NS, "--timeout", "1", "--json"], env
+        )
+    finally:
+        api.close()
+    assert api.sent >= 1
+    found = probe(report, "sparkpost")
+    assert found["status"] == "fail" and "timed out after 1 s" in found["error"]
+    assert [probe(report, p)["status"] for p in ("delegation", "dns", "tls", "http")] == ["ok"] * 4
+    assert code == 1
+
+
+def test_a_trickling_cloudflare_api_ends_within_the_deadline(dns_server: NsdServer, edge: EdgeResponder) -> None:
+    api = TricklingServer(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Pad: a\r\n" * 5000)
+    try:
+        env = {"CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN, "CLOUDFLARE_BASE_URL": api.url, "PATH": "/nonexistent"}
+        code, (report,) = run_bounded(
+            ["track.example.com", *peer_args(dns_server, edge), "--timeout", "1", "--json"], env
+        )
+    finally:
+        api.close()
+    assert api.sent >= 1
+    found = probe(report, "delegation")
+    assert found["status"] == "fail"
+    assert found["error"] == f"the Cloudflare API at {api.url} gave timed out after 1 s"
+    assert code == 1
+
+
+def test_a_silent_resolver_is_no_answer_not_no_zone(edge: EdgeResponder) -> None:
+    silent = SilentDnsServer()
+    try:
+        args = ["track.example.com", "--resolver", silent.address, "--port", str(edge.port), *EXPECT_NS]
+        code, (report,) = run_bounded([*args, "--timeout", "1", "--json"], env={})
+    finally:
+        silent.close()
+    delegation, dns_probe = probe(report, "delegation"), probe(report, "dns")
+    assert delegation["error"] == (
+        f"no answer from the resolver ({silent.address.replace(':', ' port ')}) for the zone of track.example.com "
+        "within 1 s"
+    )
+    assert "knows no zone" not in json.dumps(report)
+    assert dns_probe["error"].startswith("no answer from the resolver")
+    assert "--resolver" in delegation["remedy"]
+    assert code == 1
+
+
+def test_a_slow_pulumi_stack_output_is_cut_at_the_deadline(
+    dns_server: NsdServer, edge: EdgeResponder, tmp_path: Path
+) -> None:
+    fake = tmp_path / "pulumi"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    code, (report,) = run_bounded(["track.example.com", *peer_args(dns_server, edge), "--timeout", "1", "--json"], env)
+    delegation = probe(report, "delegation")
+    assert delegation["status"] == "warn"
+    assert "`pulumi stack output` gave no answer within 1 s" in delegation["warnings"]
+    assert code == 0
+
+
+def test_a_refused_connection_is_not_a_timeout(dns_server: NsdServer, edge: EdgeResponder) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]  # bound, never listening: connections to it are refused
+    try:
+        env = {"CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN, "CLOUDFLARE_BASE_URL": f"http://127.0.0.1:{port}"}
+        env["PATH"] = "/nonexistent"
+        args = ["track.example.com", "--resolver", dns_server.address, "--port", str(port), "--timeout", "2", "--json"]
+        code, (report,) = run_bounded([*args, "--edge-networks", LOOPBACK], env)
+    finally:
+        closed.close()
+    assert probe(report, "tls")["error"] == "could not connect and hand-shake: connection refused"
+    assert probe(report, "delegation")["error"].endswith("could not be reached: connection refused")
+    assert code == 1
+
+
+# --- concurrency across zones -----------------------------------------------------------------------
+
+
+def test_zones_are_looked_up_concurrently() -> None:
+    # The name server answers no NS query until every zone has one waiting: zones looked up one after
+    # another would leave all but the last without an answer.
+    zones = [f"z{i}.test" for i in range(MAX_PARALLEL_HOSTS)]
+    server = HoldingDnsServer(zones, hold_until=len(zones))
+    options = CheckOptions(
+        resolver=server.address,
+        port=9,
+        ca_bundle=None,
+        timeout=5,
+        name_servers=NameServerSource(CLOUDFLARE, None, {}),
+        api_key=None,
+        api_url="http://127.0.0.1:9",
+        edge_networks=(ipaddress.ip_network(LOOPBACK),),
+    )
+    try:
+        reports = check_hosts({zone: HostExpectation() for zone in zones}, options)
+    finally:
+        server.close()
+    assert server.released
+    assert [r.results[0].status for r in reports] == ["OK"] * len(zones)
+
+
+# --- verdicts -----------------------------------------------------------------------------------------
+
+
+def test_a_refused_cloudflare_token_fails_the_delegation(dns_server: NsdServer, edge: EdgeResponder) -> None:
+    api = CloudflareZonesApi("the-right-token", {"example.com": CLOUDFLARE})
+    try:
+        env = {"CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN, "CLOUDFLARE_BASE_URL": api.url, "PATH": "/nonexistent"}
+        code, (report,) = run_check(dns_server, edge, "track.example.com", env=env)
+    finally:
+        api.close()
+    found = probe(report, "delegation")
+    assert found["status"] == "fail"
+    assert found["error"] == "Cloudflare refused CLOUDFLARE_API_TOKEN (HTTP 403: 9109: Invalid access token)"
+    assert "Zone: Read" in found["remedy"]
+    assert code == 1
+    assert_no_secret(json.dumps(report), "the report")
+
+
+def test_a_zone_the_token_cannot_see_fails_the_delegation(dns_server: NsdServer, edge: EdgeResponder) -> None:
+    api = CloudflareZonesApi(CLOUDFLARE_TOKEN, {"other.com": CLOUDFLARE})
+    try:
+        env = {"CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN, "CLOUDFLARE_BASE_URL": api.url, "PATH": "/nonexistent"}
+        _, (report,) = run_check(dns_server, edge, "track.example.com", env=env)
+    finally:
+        api.close()
+    assert probe(report, "delegation")["error"] == (
+        "the token's Cloudflare account has no zone example.com (or the token may not read it)"
+    )
+    assert api.requests == ["/client/v4/zones?name=example.com"]
+
+
+@pytest.mark.parametrize(
+    ("host", "networks", "verdict"),
+    [
+        (
+            "oncloudflare.example.com",
+            CLOUDFLARE_NETWORKS,
+            "oncloudflare.example.com -> 104.16.1.1 (Cloudflare's edge: proxied)",
+        ),
+        ("offcloudflare.example.com", CLOUDFLARE_NETWORKS, "192.0.2.10 is outside Cloudflare's published ranges"),
+        ("track.example.com", CLOUDFLARE_NETWORKS, "127.0.0.1 is outside Cloudflare's published ranges"),
+        (
+            "track.example.com",
+            (ipaddress.ip_network(LOOPBACK),),
+            "track.example.com -> 127.0.0.1 (Cloudflare's edge: proxied)",
+        ),
+    ],
+)
+def test_proxied_means_an_address_of_cloudflares_edge(
+    dns_server: NsdServer, host: str, networks: tuple[IPNetwork, ...], verdict: str
+) -> None:
+    # No visible CNAME is not enough: the address must be Cloudflare's. (probe_dns alone: nothing here
+    # may connect to an address that is not loopback.)
+    result = probe_dns(host, make_resolver(dns_server.address, 3), timeout=3, edge_networks=networks)
+    assert verdict in (result.summary if result.ok else str(result.error))
+    if not result.ok:
+        assert result.remedy is not None and "proxied CNAME to SparkPost" in result.remedy
+
+
+def test_cloudflare_ranges_are_dated_and_sound() -> None:
+    listed = datetime.date.fromisoformat(LIST_DATE)
+    assert listed <= datetime.date.today()
+    nets = CLOUDFLARE_NETWORKS
+    assert len(nets) == len(set(nets)) == 22
+    assert not [(a, b) for a in nets for b in nets if a is not b and a.version == b.version and a.overlaps(b)]
+    assert outside(["104.16.0.1", "172.67.1.1", "2606:4700::1", "162.159.1.1"], nets) == []
+    assert outside(["1.1.1.1", "8.8.8.8", "127.0.0.1", "2001:db8::1", "not-an-ip"], nets) == [
+        "1.1.1.1",
+        "8.8.8.8",
+        "127.0.0.1",
+        "2001:db8::1",
+        "not-an-ip",
+    ]
+
+
+def test_an_unexpected_error_stays_with_its_host(
+    dns_server: NsdServer, edge: EdgeResponder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = cli.probe_tls
+
+    def broken_for_one(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "e526.example.com":
+            raise RuntimeError("a bug in the TLS probe")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "probe_tls", broken_for_one)
+    code, reports = run_check(dns_server, edge, "track.example.com", "e526.example.com", extra=EXPECT_NS)
+    ok, broken = reports
+    assert ok["ok"] is True
+    assert probe(broken, "tls")["error"] == "unexpected RuntimeError: a bug in the TLS probe"
+    assert probe(broken, "delegation")["status"] == "ok" and probe(broken, "http")["status"] == "fail"
+    assert code == 1
+
+
+def test_summary_file_gets_the_table_as_markdown(dns_server: NsdServer, edge: EdgeResponder, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("# earlier steps\n")
+    code, _ = run_check(
+        dns_server, edge, "track.example.com", "e526.example.com", extra=(*EXPECT_NS, "--summary", str(summary))
+    )
+    text = summary.read_text()
+    assert code == 1
+    assert text.startswith("# earlier steps\n### Check: 1 of 2 hosts OK, 1 failed\n")
+    assert (
+        "| e526.example.com | http | FAIL | 526 from cloudflare | **Cloudflare refused SparkPost's certificate" in text
+    )
