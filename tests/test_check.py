@@ -27,7 +27,7 @@ from network_fakes import (
 )
 from sparkpost_emulator import SparkPostEmulator
 
-from components.check import cli
+from components.check import cli, tls_probe
 from components.check.cli import (
     MAX_PARALLEL_HOSTS,
     STEPS_PER_HOST,
@@ -631,14 +631,14 @@ def test_cloudflare_ranges_are_dated_and_sound() -> None:
 def test_an_unexpected_error_stays_with_its_host(
     dns_server: NsdServer, edge: EdgeResponder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = cli.probe_tls
+    real = tls_probe.probe_tls
 
     def broken_for_one(host: str, *args: Any, **kwargs: Any) -> Any:
         if host == "e526.example.com":
             raise RuntimeError("a bug in the TLS probe")
         return real(host, *args, **kwargs)
 
-    monkeypatch.setattr(cli, "probe_tls", broken_for_one)
+    monkeypatch.setattr(cli, "probe_tls", broken_for_one)  # where the command looks it up
     code, reports = run_check(dns_server, edge, "track.example.com", "e526.example.com", extra=EXPECT_NS)
     ok, broken = reports
     assert ok["ok"] is True
