@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sparkpost_emulator import Fault, SparkPostEmulator
 
 from components.sparkpost import provider as provider_module
 from components.sparkpost.provider import TrackingDomainProvider
+from components.sparkpost.waiting import SharedWait
 
 DOMAIN = "track.example.com"
 pytestmark = pytest.mark.usefixtures("fast_retries")
@@ -150,6 +152,67 @@ def test_create_stops_polling_at_the_timeout(sparkpost: SparkPostEmulator, monke
     # Waits double from 5 s; the last one is cut to what is left of the 30 s.
     assert sleeps == [5.0, 10.0, 15.0]
     assert len(sparkpost.calls("POST", r".*/verify")) == 4
+
+
+class FakeClock:
+    """A clock that only moves when someone sleeps on it; sleeps are recorded per thread name."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[tuple[str, float]] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append((threading.current_thread().name, seconds))
+        self.now += seconds
+
+
+def test_hosts_share_one_waiting_window_per_provider_process(sparkpost: SparkPostEmulator) -> None:
+    # verifyTimeout bounds the whole `pulumi up`: the second host finds the window closed, tries once.
+    clock = FakeClock()
+    provider = configured()
+    provider.waits = SharedWait(clock=lambda: clock.now, sleep=clock.sleep)
+    first = provider.create(inputs(sparkpost, verify_timeout=30)).outs
+    assert first is not None and first["verified"] is False
+    assert sum(seconds for _, seconds in clock.sleeps) == pytest.approx(30)
+    sparkpost.reset_log()
+    sleeps_before = len(clock.sleeps)
+    second = dict(inputs(sparkpost, verify_timeout=30), domain="click.example.com")
+    assert provider.create(second).outs is not None
+    assert methods(sparkpost) == ["POST ", "POST /click.example.com/verify"]
+    assert len(clock.sleeps) == sleeps_before  # no second wait of 30 s
+
+
+def test_at_most_two_calls_wait_and_the_others_do_not_hold_a_thread(sparkpost: SparkPostEmulator) -> None:
+    release = threading.Event()
+    waiting = threading.Semaphore(0)
+    sleeps: list[str] = []
+
+    def sleep(_seconds: float) -> None:  # a waiter parks here until the test lets it go
+        sleeps.append(threading.current_thread().name)
+        waiting.release()
+        release.wait(10)
+        sparkpost.state.verifiable.update(["a.example.com", "b.example.com"])
+
+    provider = configured()
+    provider.waits = SharedWait(sleep=sleep)
+    hosts = ["a.example.com", "b.example.com", "c.example.com"]
+    news = {h: dict(inputs(sparkpost, verify_timeout=600), domain=h) for h in hosts}
+    results: dict[str, Any] = {}
+    threads = [
+        threading.Thread(target=lambda h=h: results.update({h: provider.create(news[h]).outs}), name=h)
+        for h in hosts[:2]
+    ]
+    for thread in threads:
+        thread.start()
+    assert waiting.acquire(timeout=10) and waiting.acquire(timeout=10)  # both slots taken
+    third = provider.create(news["c.example.com"]).outs  # finds no slot: tries once, returns, holds nothing
+    assert third is not None and third["verified"] is False
+    assert len(sparkpost.calls("POST", r".*/c\.example\.com/verify")) == 1
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(sleeps) == ["a.example.com", "b.example.com"]
+    assert results["a.example.com"]["verified"] and results["b.example.com"]["verified"]
 
 
 def test_create_adopts_an_existing_domain_and_delete_gives_it_back(sparkpost: SparkPostEmulator) -> None:

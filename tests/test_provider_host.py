@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -119,3 +121,41 @@ def test_missing_key_fails_create_before_any_call(sparkpost: SparkPostEmulator) 
             keyless.create(inputs)
         assert "sparkpost:apiKey" in (info.value.details() or "")
     assert sparkpost.log == []
+
+
+def test_waiting_for_verification_shares_one_window_and_leaves_threads_free(sparkpost: SparkPostEmulator) -> None:
+    # The host serves 4 calls at once. 4 unverified hosts updated together with verifyTimeout 2 s: at
+    # most 2 wait (2 verify calls each: 5 s backoff is cut to the 2 s left), 2 try once and return, and a
+    # refresh issued meanwhile is served at once instead of queueing behind the waiters.
+    hosts = [f"t{i}.example.com" for i in range(4)]
+    with ProviderHost() as host:
+        host.configure({"sparkpost:apiKey": API_KEY})
+        checked = {h: host.check({"domain": h, "api_url": sparkpost.url})[0] for h in hosts}
+        created = {h: host.create(checked[h])[1] for h in hosts}  # verifyTimeout 0: one verify, no wait
+        sparkpost.reset_log()
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            updates = [pool.submit(host.update, h, created[h], dict(checked[h], verify_timeout=2)) for h in hosts]
+            first_tries = 0
+            for _ in range(1000):  # every update has made its first verify call
+                first_tries = len(sparkpost.calls("POST", r".*/verify"))
+                if first_tries >= 4:
+                    break
+                time.sleep(0.01)
+            assert first_tries == 4
+            read_id, _, _ = pool.submit(host.read, "t0.example.com", created["t0.example.com"]).result(timeout=30)
+            assert read_id == "t0.example.com"
+            outs = [f.result(timeout=30) for f in updates]
+        assert all(o["verified"] is False for o in outs)
+        order = [(r.method, r.path.rsplit("/", 2)[-2] if r.path.endswith("/verify") else "") for r in sparkpost.log]
+        verifies = [name for method, name in order if method == "POST"]
+        assert sorted(verifies.count(h) for h in hosts) == [1, 1, 2, 2]
+        refresh_at = order.index(("GET", ""))
+        second_tries = [
+            i for i, (method, name) in enumerate(order) if method == "POST" and order[:i].count(order[i]) >= 1
+        ]
+        assert refresh_at < min(second_tries)  # served while the waiters were still waiting
+
+        # The window is per provider process (one `pulumi up`): closed now, so a later host tries once.
+        sparkpost.reset_log()
+        host.update("t1.example.com", created["t1.example.com"], dict(checked["t1.example.com"], verify_timeout=2))
+        assert [r.method for r in sparkpost.log] == ["POST"]

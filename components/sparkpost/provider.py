@@ -67,7 +67,7 @@ class TrackingDomainProvider(ResourceProvider):
 
     def __init__(self) -> None:
         # One waiting window for the whole provider process, i.e. for one `pulumi up` (waiting.py).
-        self._waits = SharedWait()
+        self.waits = SharedWait()
 
     def __reduce__(self) -> tuple[type[TrackingDomainProvider], tuple[()]]:
         # Pickle as "the class, no state": whatever configure() stored can never reach __provider.
@@ -261,7 +261,7 @@ class TrackingDomainProvider(ResourceProvider):
                 return True, (True, None)
             return False, (False, "SparkPost answered that the domain is not verified")
 
-        return self._waits.poll(attempt, timeout, first_wait=VERIFY_FIRST_WAIT, max_wait=VERIFY_MAX_WAIT)
+        return self.waits.poll(attempt, timeout, first_wait=VERIFY_FIRST_WAIT, max_wait=VERIFY_MAX_WAIT)
 
     def _converge_certificate(self, client: SparkPostClient, props: dict[str, Any], have: dict[str, Any]) -> str | None:
         """Enable the managed certificate if it is not, then follow its issuance. Updates `have`."""
@@ -275,7 +275,7 @@ class TrackingDomainProvider(ResourceProvider):
                 if not have["uses_managed_certificate"] or not timeout:
                     return reason  # just enabled, so pending: the next up (or a timeout) follows it
             if have["tls_status"] != "valid":
-                have.update(certificates.follow(client, domain, timeout, self._waits))
+                have.update(certificates.follow(client, domain, timeout, self.waits))
         except SparkPostError as err:
             raise _failure("enable the managed certificate of", domain, err) from None
         return reason
