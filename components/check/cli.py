@@ -266,7 +266,7 @@ def _expectations(args: argparse.Namespace, root: Path) -> dict[str, HostExpecta
 def _prepare(
     argv: list[str] | None, env: Mapping[str, str], root: Path
 ) -> tuple[argparse.Namespace, dict[str, HostExpectation], CheckOptions]:
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)
     api_key, override, fallback = _environment(env, args.region)
     expectations = _expectations(args, root)
     if not expectations:
