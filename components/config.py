@@ -7,32 +7,48 @@ read here: only whether they are present and stored encrypted.
 Keys (namespace `https-tracking` unless written out): zone, zoneId, cloudflareAccountId, protectZone,
 region, cnameTarget, sslRule, trackingDomains (or trackingDomain), verifyTimeout, and zones (a list of
 zone blocks for several zones in one stack); sparkpost:apiKey (secret), sparkpost:apiUrl,
-cloudflare:apiToken (secret).
+cloudflare:apiToken (secret), or cloudflare:apiKey (secret) with cloudflare:email.
+
+Whatever a value is (a number where a URL is expected, infinity, Unicode digits), the answer is a
+`ConfigError` naming its key, never another exception.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.hostnames import HostnameError, is_within, normalize_host
 from components.https_tracking_args import HTTPS_MODES, SSL_RULE_KINDS, HttpsTrackingArgs, TrackingHostArgs
 from components.sparkpost.client import normalize_base_url
-from components.sparkpost.limits import MAX_VERIFY_TIMEOUT
-from components.sparkpost.regions import REGIONS, base_url_for, cname_target_for, managed_cname_target_for
+from components.sparkpost.limits import MAX_SUBACCOUNT, MAX_VERIFY_TIMEOUT
+from components.sparkpost.regions import (
+    REGIONS,
+    base_url_for,
+    cname_target_for,
+    managed_cname_target_for,
+    region_of_api_url,
+)
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
 
 PROJECT = "https-tracking"
 ZONE_KEYS = ("zone", "zoneId", "cloudflareAccountId", "protectZone", "sslRule", "trackingDomains", "trackingDomain")
 STACK_KEYS = ("zones", "region", "cnameTarget", "verifyTimeout", *ZONE_KEYS)
 STRUCTURED_KEYS = ("zones", "trackingDomains", "protectZone", "verifyTimeout")  # YAML values, JSON-encoded
+MAPPING_KEYS = ("trackingDomain",)  # a host name, or a mapping (JSON-encoded like the structured keys)
 HOST_KEYS = ("domain", "default", "subaccount", "httpsMode")
 SECRET_KEYS = ("sparkpost:apiKey", "cloudflare:apiToken", "cloudflare:apiKey")
-CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
+PRESENCE_KEYS = ("cloudflare:email",)  # read only to know they are set
+CLOUDFLARE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+ASCII_DIGITS = re.compile(r"^[0-9]+$")  # str.isdigit() also accepts '²' and '٣', which int() refuses
 # Page rules allowed per zone by Cloudflare plan; the Free plan's 3 is the one people hit.
 PAGE_RULE_QUOTA = {"Free": 3, "Pro": 20, "Business": 50, "Enterprise": 125}
 
@@ -85,20 +101,22 @@ def parse_settings(
     """
     env = os.environ if env is None else env
     problems = _Problems()
-    project = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(PROJECT + ":")}
+    project = {k.split(":", 1)[1]: v for k, v in raw.items() if isinstance(k, str) and k.startswith(PROJECT + ":")}
 
     for key in project:
         if key not in STACK_KEYS:
             guess = difflib.get_close_matches(key, STACK_KEYS, n=1)
             hint = f"did you mean '{PROJECT}:{guess[0]}'?" if guess else f"known keys: {', '.join(STACK_KEYS)}"
-            problems.error(f"{PROJECT}:{key}", f"unknown setting: {hint}")
+            problems.error(f"{PROJECT}:{_key(key)}", f"unknown setting: {hint}")
 
     if require_credentials:
         _check_credentials(raw, secret_keys, env, problems)
 
     region = project.get("region", "us")
-    if region not in REGIONS:
-        problems.error(f"{PROJECT}:region", f"'{region}' is not a SparkPost region: use one of {', '.join(REGIONS)}")
+    if not isinstance(region, str) or region not in REGIONS:
+        problems.error(
+            f"{PROJECT}:region", f"{_shown(region)} is not a SparkPost region: use one of {', '.join(REGIONS)}"
+        )
         region = "us"
     cname_target = cname_target_for(region)
     custom_target = "cnameTarget" in project
@@ -110,11 +128,13 @@ def parse_settings(
                 f"{PROJECT}:cnameTarget", f"{exc} (an Enterprise target looks like '<tenant>.et.e.sparkpost.com')"
             )
     api_url = base_url_for(region)
-    if raw.get("sparkpost:apiUrl"):
+    if raw.get("sparkpost:apiUrl") is not None:
         try:
-            api_url = normalize_base_url(str(raw["sparkpost:apiUrl"]))
+            api_url = normalize_base_url(raw["sparkpost:apiUrl"])
         except ValueError as exc:
             problems.error("sparkpost:apiUrl", str(exc))
+        else:
+            _check_api_url_region(api_url, region, "region" in project, problems)
     verify_timeout = _number(
         project.get("verifyTimeout", 0), f"{PROJECT}:verifyTimeout", 0, MAX_VERIFY_TIMEOUT, problems
     )
@@ -124,11 +144,21 @@ def parse_settings(
     seen_zones: dict[str, str] = {}
     seen_hosts: dict[str, str] = {}
     defaults: dict[int | None, str] = {}
+    stack_zones = _zone_names(blocks)
     for prefix, block in blocks:
         parsed = _zone(prefix, block, project, problems)
         if parsed is None:
             continue
         zone, hosts, options = parsed
+        for where, host in hosts:
+            closer = [z for z in stack_zones if z != zone and is_within(z, zone) and is_within(host.domain, z)]
+            if closer:
+                problems.error(
+                    f"{where}.domain",
+                    f"'{host.domain}' is under the zone {max(closer, key=len)}, which this stack also has: a name "
+                    f"is served by its most specific zone, so the record in {zone} would never be used; move the "
+                    f"host to the zone block of {max(closer, key=len)}",
+                )
         if custom_target:
             for where, host in hosts:
                 if host.managed:
@@ -177,6 +207,50 @@ def parse_settings(
     return StackSettings(zones=tuple(zones), warnings=tuple(problems.warnings))
 
 
+def _shown(value: Any) -> str:
+    """A value quoted for a message, cut short: a long list or a 400-digit number helps nobody."""
+    text = f"'{value}'" if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _key(key: Any) -> str:
+    """An unknown key as it appears in a message: cut short, whatever it is."""
+    text = str(key)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _check_api_url_region(api_url: str, region: str, region_given: bool, problems: _Problems) -> None:
+    # The CNAME target follows `region`; an API URL of the other region would create the domain in an
+    # account whose tracker the CNAME does not point at, and it would never verify.
+    url_region = region_of_api_url(api_url)
+    if url_region is not None and url_region != region:
+        said = f"{PROJECT}:region is {region}" if region_given else f"{PROJECT}:region is not set (so {region})"
+        problems.error(
+            "sparkpost:apiUrl",
+            f"'{api_url}' is SparkPost's {url_region.upper()} API, but {said}: the CNAME would point at the "
+            f"{region.upper()} tracker ({cname_target_for(region)}) and never verify. Set {PROJECT}:region to "
+            f"{url_region}, or remove sparkpost:apiUrl (the region picks its URL)",
+        )
+
+
+def _zone_names(blocks: list[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    names = []
+    for _, block in blocks:
+        try:
+            names.append(normalize_host(block.get("zone")))
+        except HostnameError:
+            continue  # reported with its key by _zone
+    return names
+
+
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    # The list ships inside the package (a dated snapshot, pinned in requirements.txt): no network.
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
 def _check_credentials(
     raw: Mapping[str, Any], secret_keys: Collection[str], env: Mapping[str, str], problems: _Problems
 ) -> None:
@@ -193,14 +267,21 @@ def _check_credentials(
             "missing: run `pulumi config set --secret sparkpost:apiKey <key>` (or export SPARKPOST_API_KEY) "
             "with a key granted 'Tracking Domains: Read/Write'",
         )
-    has_cloudflare = any(raw.get(k) is not None for k in ("cloudflare:apiToken", "cloudflare:apiKey")) or any(
-        env.get(k) for k in ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY")
-    )
-    if not has_cloudflare:
+    # A global API key works only together with the account's email (Cloudflare's X-Auth-Email).
+    has_email = raw.get("cloudflare:email") is not None or bool(env.get("CLOUDFLARE_EMAIL"))
+    has_token = raw.get("cloudflare:apiToken") is not None or bool(env.get("CLOUDFLARE_API_TOKEN"))
+    has_key = raw.get("cloudflare:apiKey") is not None or bool(env.get("CLOUDFLARE_API_KEY"))
+    if not has_token and not (has_key and has_email):
+        half = (
+            " (a global API key is set, but not the email it belongs to: set cloudflare:email or export "
+            "CLOUDFLARE_EMAIL as well, or better use a token)"
+            if has_key
+            else ""
+        )
         problems.error(
             "cloudflare:apiToken",
             "missing: run `pulumi config set --secret cloudflare:apiToken <token>` (or export CLOUDFLARE_API_TOKEN) "
-            "with Zone Edit, DNS Edit and Page Rules Edit (or Config Settings Edit) permissions",
+            f"with Zone Edit, DNS Edit and Page Rules Edit (or Config Settings Edit) permissions{half}",
         )
 
 
@@ -237,7 +318,7 @@ def _zone_blocks(project: Mapping[str, Any], problems: _Problems) -> list[tuple[
         for key in block:
             if key not in ZONE_KEYS:
                 problems.error(
-                    f"{prefix}{key}", f"unknown setting in a zone block: known keys are {', '.join(ZONE_KEYS)}"
+                    f"{prefix}{_key(key)}", f"unknown setting in a zone block: known keys are {', '.join(ZONE_KEYS)}"
                 )
         if "zone" not in block:
             problems.error(f"{prefix}zone", "missing: every zone block names its zone, e.g. zone: example.com")
@@ -261,6 +342,13 @@ def _zone(
     except HostnameError as exc:
         problems.error(f"{prefix}zone", f"{exc} (the zone is the registered domain, e.g. example.com)")
         return None
+    if _public_suffixes().is_public(zone):
+        problems.error(
+            f"{prefix}zone",
+            f"'{zone}' is a public suffix (like com or co.uk): nobody can register it, so Cloudflare cannot serve it "
+            f"as a zone. Give the domain you registered, e.g. example.{zone}",
+        )
+        return None
 
     zone_id_key, zone_id = setting("zoneId")
     account_key, account_id = setting("cloudflareAccountId")
@@ -268,8 +356,11 @@ def _zone(
     rule_key, ssl_rule = setting("sslRule", "page-rule")
     if zone_id is not None and not (isinstance(zone_id, str) and CLOUDFLARE_ID.match(zone_id)):
         problems.error(
-            zone_id_key, f"'{zone_id}' is not a Cloudflare zone id (32 hex digits, shown on the zone's Overview page)"
+            zone_id_key,
+            f"{_shown(zone_id)} is not a Cloudflare zone id (32 hex digits, shown on the zone's Overview page)",
         )
+    elif zone_id is not None:
+        zone_id = zone_id.lower()  # Cloudflare shows and returns ids in lower case
     if zone_id is None:
         if account_id is None:
             problems.error(
@@ -279,15 +370,17 @@ def _zone(
                 "or set zoneId to use a zone that already exists",
             )
         elif not (isinstance(account_id, str) and CLOUDFLARE_ID.match(account_id)):
-            problems.error(account_key, f"'{account_id}' is not a Cloudflare account id (32 hex digits)")
+            problems.error(account_key, f"{_shown(account_id)} is not a Cloudflare account id (32 hex digits)")
+        else:
+            account_id = account_id.lower()
     protect_zone = _bool(protect, protect_key, problems)
     if zone_id is not None and protect_zone:
         problems.warn(
             protect_key,
             f"ignored: zone {zone} is used by id and not managed here, so it cannot be deleted by this stack",
         )
-    if ssl_rule not in SSL_RULE_KINDS:
-        problems.error(rule_key, f"'{ssl_rule}' is not an SSL rule kind: use one of {', '.join(SSL_RULE_KINDS)}")
+    if not isinstance(ssl_rule, str) or ssl_rule not in SSL_RULE_KINDS:
+        problems.error(rule_key, f"{_shown(ssl_rule)} is not an SSL rule kind: use one of {', '.join(SSL_RULE_KINDS)}")
 
     hosts = _hosts(prefix, block, zone, problems)
     page_rules = sum(1 for _, host in hosts if not host.managed)
@@ -347,9 +440,9 @@ def _host(where: str, entry: Any, zone: str, problems: _Problems) -> TrackingHos
     ok = True
     for key in entry:
         if key not in HOST_KEYS:
-            guess = difflib.get_close_matches(key, HOST_KEYS, n=1)
+            guess = difflib.get_close_matches(str(key), HOST_KEYS, n=1)
             hint = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(HOST_KEYS)}"
-            problems.error(f"{where}.{key}", f"unknown setting: {hint}")
+            problems.error(f"{where}.{_key(key)}", f"unknown setting: {hint}")
             ok = False
     try:
         domain = normalize_host(entry.get("domain"))
@@ -369,10 +462,11 @@ def _host(where: str, entry: Any, zone: str, problems: _Problems) -> TrackingHos
     default = _bool(entry.get("default", False), f"{where}.default", problems)
     subaccount = _subaccount(entry.get("subaccount"), f"{where}.subaccount", problems)
     https_mode = entry.get("httpsMode", "cdn")
-    if https_mode not in HTTPS_MODES:
+    if not isinstance(https_mode, str) or https_mode not in HTTPS_MODES:
         problems.error(
             f"{where}.httpsMode",
-            f"{https_mode!r} is not an HTTPS mode: use cdn (Cloudflare in front) or managed (SparkPost's certificate)",
+            f"{_shown(https_mode)} is not an HTTPS mode: use cdn (Cloudflare in front) or managed (SparkPost's "
+            "certificate)",
         )
         ok = False
     if default is None or subaccount == -1 or not ok:
@@ -385,28 +479,36 @@ def _bool(value: Any, key: str, problems: _Problems) -> bool | None:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    problems.error(key, f"must be true or false, got {value!r}")
+    problems.error(key, f"must be true or false, got {_shown(value)}")
     return None
 
 
 def _subaccount(value: Any, key: str, problems: _Problems) -> int | None:
+    """A subaccount id, None for the primary account (given as nothing or as 0), or -1 after an error."""
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    problems.error(key, f"must be a SparkPost subaccount id (a whole number, 0 or more), got {value!r}")
-    return -1
+    number: int | None = None
+    if isinstance(value, str) and ASCII_DIGITS.match(value.strip()) and len(value.strip()) <= 20:
+        number = int(value.strip())
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    if number is None or not 0 <= number <= MAX_SUBACCOUNT:
+        problems.error(
+            key,
+            f"must be a SparkPost subaccount id (a whole number, 0 or more; 0 is the primary account), "
+            f"got {_shown(value)}",
+        )
+        return -1
+    return number or None  # subaccounts.apib: 0 is the primary account
 
 
 def _number(value: Any, key: str, low: float, high: float, problems: _Problems) -> float:
     try:
         number = float(value) if not isinstance(value, bool) else float("nan")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = float("nan")
     if not low <= number <= high:
-        problems.error(key, f"must be a number of seconds from {low:g} to {high:g}, got {value!r}")
+        problems.error(key, f"must be a number of seconds from {low:g} to {high:g}, got {_shown(value)}")
         return low
     return int(number) if number == int(number) else number
 
@@ -422,7 +524,7 @@ def read_stack_config() -> StackSettings:
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
     raw: dict[str, Any] = {}
     for key in keys:
-        if key in SECRET_KEYS:
+        if key in SECRET_KEYS or key in PRESENCE_KEYS:
             raw[key] = True  # presence only: the value stays with the engine and the providers
         elif key.startswith(PROJECT + ":") or key == "sparkpost:apiUrl":
             raw[key] = _decode(key, runtime_config.get_config(key))
@@ -437,9 +539,12 @@ def read_stack_config() -> StackSettings:
 def _decode(key: str, value: Any) -> Any:
     # Structured YAML values reach the program as JSON text; plain strings stay strings (ids could
     # otherwise parse as numbers).
-    if isinstance(value, str) and key.split(":", 1)[1] in STRUCTURED_KEYS:
+    name = key.split(":", 1)[1]
+    if isinstance(value, str) and name in STRUCTURED_KEYS + MAPPING_KEYS:
         try:
-            return json.loads(value)
-        except ValueError:
+            decoded = json.loads(value)
+        except (ValueError, RecursionError):
             return value
+        # trackingDomain is a host name or a mapping: a host name stays the string it is.
+        return decoded if name in STRUCTURED_KEYS or isinstance(decoded, dict) else value
     return value

@@ -85,7 +85,8 @@ BAD = [
     (
         "non-numeric subaccount",
         config(trackingDomains=[{"domain": "track.example.com", "subaccount": "twelve"}]),
-        "https-tracking:trackingDomains[0].subaccount: must be a SparkPost subaccount id (a whole number, 0 or more), got 'twelve'",
+        "https-tracking:trackingDomains[0].subaccount: must be a SparkPost subaccount id (a whole number, 0 or more; 0 is "
+        "the primary account), got 'twelve'",
     ),
     ("negative subaccount", config(trackingDomains=[{"domain": "track.example.com", "subaccount": -3}]), "got -3"),
     (
@@ -329,3 +330,214 @@ def test_managed_hosts_use_the_region_v2_target_and_need_no_page_rule() -> None:
     assert (args.cname_target, args.managed_cname_target) == ("eu.spgo.io", "eu.v2.spgo.io")
     assert [h.https_mode for h in args.hosts] == ["managed"] * 5 + ["cdn"]
     assert settings.warnings == ()  # one page rule: the managed hosts need none
+
+
+# --- issue 11: subaccount 0, odd values, and what would only fail at deploy time -------------------
+
+MORE_BAD = [
+    (
+        "a primary default and a subaccount 0 default",
+        config(
+            trackingDomains=[
+                {"domain": "a.example.com", "default": True},
+                {"domain": "b.example.com", "default": True, "subaccount": 0},
+            ]
+        ),
+        "https-tracking:trackingDomains[1]: 'b.example.com' and 'a.example.com' are both the default for the primary account",
+    ),
+    (
+        "superscript digits as a subaccount",
+        config(trackingDomains=[{"domain": "track.example.com", "subaccount": "²"}]),
+        "https-tracking:trackingDomains[0].subaccount: must be a SparkPost subaccount id",
+    ),
+    (
+        "Arabic-Indic digits as a subaccount",
+        config(trackingDomains=[{"domain": "track.example.com", "subaccount": "٣"}]),
+        "https-tracking:trackingDomains[0].subaccount: must be a SparkPost subaccount id",
+    ),
+    (
+        "a zone that is a public suffix",
+        config(zone="co.uk", trackingDomains=["track.co.uk"]),
+        "'co.uk' is a public suffix",
+    ),
+    (
+        "a zone that is a deeper public suffix",
+        config(zone="pvt.k12.ma.us", trackingDomains=["track.pvt.k12.ma.us"]),
+        "'pvt.k12.ma.us' is a public suffix",
+    ),
+    (
+        "a zone that is a private public suffix",
+        config(zone="github.io", trackingDomains=["track.github.io"]),
+        "https-tracking:zone: 'github.io' is a public suffix (like com or co.uk): nobody can register it",
+    ),
+    (
+        "the EU API URL with the default region",
+        config(**{"sparkpost:apiUrl": "https://api.eu.sparkpost.com/api/v1"}),
+        "sparkpost:apiUrl: 'https://api.eu.sparkpost.com/api/v1' is SparkPost's EU API, but https-tracking:region is "
+        "not set (so us): the CNAME would point at the US tracker (spgo.io) and never verify. Set "
+        "https-tracking:region to eu",
+    ),
+    (
+        "the US API URL with region eu",
+        config(region="eu", **{"sparkpost:apiUrl": "HTTPS://API.sparkpost.com:443/api/v1/"}),
+        "sparkpost:apiUrl: 'https://api.sparkpost.com/api/v1' is SparkPost's US API, but https-tracking:region is eu",
+    ),
+    (
+        "a host in a zone while a more specific zone of the stack covers it",
+        config(
+            zone=None,
+            trackingDomains=None,
+            zones=[
+                {"zone": "example.org", "trackingDomains": ["t.example.org", "t.mail.example.org"]},
+                {"zone": "mail.example.org", "trackingDomains": ["u.mail.example.org"]},
+            ],
+        ),
+        "https-tracking:zones[0].trackingDomains[1].domain: 't.mail.example.org' is under the zone mail.example.org, "
+        "which this stack also has",
+    ),
+    (
+        "an API URL with credentials",
+        config(**{"sparkpost:apiUrl": "https://u:hunter2-secret@api.sparkpost.com/api/v1"}),
+        "sparkpost:apiUrl: API URL carries a user name or password (not shown here)",
+    ),
+    (
+        "an API URL over plain http",
+        config(**{"sparkpost:apiUrl": "http://api.sparkpost.com/api/v1"}),
+        "uses plain http:// to api.sparkpost.com: the API key would cross the network unencrypted",
+    ),
+    (
+        "an API URL that is a list",
+        config(**{"sparkpost:apiUrl": ["https://x"]}),
+        "sparkpost:apiUrl: must be a URL string",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "expected"), MORE_BAD, ids=[case for case, _, _ in MORE_BAD])
+def test_what_would_fail_at_deploy_time_is_refused_now(case: str, raw: dict[str, Any], expected: str) -> None:
+    problems = problems_of(raw)
+    assert any(expected in p for p in problems), problems
+    assert all("hunter2-secret" not in p for p in problems)
+
+
+def test_subaccount_zero_is_the_primary_account() -> None:
+    settings = parse_settings(
+        config(
+            trackingDomains=[
+                {"domain": "track.example.com", "subaccount": 0},
+                {"domain": "b.example.com", "subaccount": "07"},
+            ]
+        ),
+        secret_keys=SECRET,
+        env={},
+    )
+    assert [h.subaccount for h in settings.zones[0][1].hosts] == [None, 7]
+
+
+def test_a_global_api_key_counts_only_with_its_email() -> None:
+    bare = config(**{"cloudflare:apiToken": None})
+    problems = problems_of(bare, env={"CLOUDFLARE_API_KEY": "k"})
+    assert any(p.startswith("cloudflare:apiToken: missing") and "CLOUDFLARE_EMAIL" in p for p in problems), problems
+    assert problems_of(dict(bare, **{"cloudflare:apiKey": True}), secret_keys=[*SECRET, "cloudflare:apiKey"])
+    parse_settings(bare, secret_keys=SECRET, env={"CLOUDFLARE_API_KEY": "k", "CLOUDFLARE_EMAIL": "ops@example.com"})
+    parse_settings(
+        dict(bare, **{"cloudflare:apiKey": True, "cloudflare:email": True}),
+        secret_keys=[*SECRET, "cloudflare:apiKey"],
+        env={},
+    )
+
+
+def test_upper_case_hex_ids_are_accepted_and_normalised() -> None:
+    settings = parse_settings(config(cloudflareAccountId=ACCOUNT.upper()), secret_keys=SECRET, env={})
+    assert settings.zones[0][1].account_id == ACCOUNT
+    by_id = parse_settings(config(zoneId=ZONE_ID.upper(), cloudflareAccountId=None), secret_keys=SECRET, env={})
+    assert by_id.zones[0][1].zone_id == ZONE_ID
+
+
+def test_tracking_domain_as_a_mapping() -> None:
+    raw = config(trackingDomains=None, trackingDomain={"domain": "track.example.com", "default": True, "subaccount": 4})
+    ((_, args),) = parse_settings(raw, secret_keys=SECRET, env={}).zones
+    assert [(h.domain, h.default, h.subaccount) for h in args.hosts] == [("track.example.com", True, 4)]
+
+
+def test_tracking_domain_as_a_mapping_through_the_stack_config(pulumi_mocks: Any) -> None:
+    # Pulumi hands a YAML mapping to the program as JSON text, as it does for trackingDomains.
+    from conftest import set_config
+
+    from components.config import read_stack_config
+
+    set_config(
+        {"https-tracking:trackingDomains": None, "https-tracking:trackingDomain": {"domain": "track.example.com"}}
+    )
+    ((_, args),) = read_stack_config().zones
+    assert [h.domain for h in args.hosts] == ["track.example.com"]
+    set_config({"https-tracking:trackingDomains": None, "https-tracking:trackingDomain": "click.example.com"})
+    assert [h.domain for h in read_stack_config().zones[0][1].hosts] == ["click.example.com"]
+
+
+def test_an_api_url_is_stored_in_one_spelling() -> None:
+    settings = parse_settings(
+        config(**{"sparkpost:apiUrl": "HTTPS://Acme.API.e.sparkpost.com.:443/api/v1/"}), secret_keys=SECRET, env={}
+    )
+    assert settings.zones[0][1].sparkpost_api_url == "https://acme.api.e.sparkpost.com/api/v1"
+
+
+ODD = [
+    float("inf"),
+    float("nan"),
+    -1e308,
+    10**400,
+    "1e400",
+    "",
+    "false",
+    "²",
+    "٣",
+    "\x00",
+    "x" * 5000,
+    [],
+    [None],
+    [[1]],
+    {},
+    {"zone": None},
+    {7: 8},
+    True,
+    None,
+]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "zone",
+        "zoneId",
+        "cloudflareAccountId",
+        "protectZone",
+        "region",
+        "cnameTarget",
+        "sslRule",
+        "verifyTimeout",
+        "trackingDomains",
+        "trackingDomain",
+        "zones",
+        "sparkpost:apiUrl",
+        "host.domain",
+        "host.default",
+        "host.subaccount",
+        "host.httpsMode",
+        "host.extra",
+    ],
+)
+def test_any_value_is_a_config_error_or_accepted_never_a_crash(key: str) -> None:
+    for value in ODD:
+        if key.startswith("host."):
+            field = key.split(".", 1)[1]
+            host: dict[Any, Any] = {"domain": "track.example.com", field: value}
+            raw = config(trackingDomains=[host, {value if isinstance(value, str) else 7: 1}])
+        else:
+            raw = config(**{key: value})
+        problems: list[str] = []
+        try:
+            parse_settings(raw, secret_keys=SECRET, env={})
+        except ConfigError as err:  # anything else fails the test
+            problems = err.problems
+        assert all(len(p) < 600 for p in problems), (key, value)

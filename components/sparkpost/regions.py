@@ -33,3 +33,12 @@ def managed_cname_target_for(region: str) -> str:
     """Where a managed-HTTPS host's CNAME points, DNS-only: the region's V2 endpoint."""
     _known(region)
     return MANAGED_CNAME_TARGETS[region]
+
+
+def region_of_api_url(url: str) -> str | None:
+    """The region whose public API a (normalized) base URL points at, or None (Enterprise, emulators)."""
+    host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    for region, base in API_BASE_URLS.items():
+        if host == base.split("://", 1)[1].split("/", 1)[0]:
+            return region
+    return None
