@@ -12,6 +12,7 @@ import pytest
 from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret
 
 from components.check.cli import EPILOG, STEPS_PER_HOST, command_bound, main, parser
+from components.sparkpost.deadline import SHUTDOWN_GRACE
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "track.example.com"
@@ -185,7 +186,7 @@ def test_expect_ns_cannot_swallow_hosts() -> None:
 
 def test_help_states_the_bound_and_every_environment_variable() -> None:
     text = parser().format_help()
-    assert f"ends within {STEPS_PER_HOST} x --timeout seconds" in text
+    assert f"ends within {STEPS_PER_HOST} x --timeout + {SHUTDOWN_GRACE:g} seconds" in text
     assert f"({command_bound(1, 5):g} s by default)" in text
     for name in (
         "SPARKPOST_API_KEY",
@@ -195,4 +196,7 @@ def test_help_states_the_bound_and_every_environment_variable() -> None:
         "CLOUDFLARE_BASE_URL",
     ):
         assert f"\n  {name}" in EPILOG
-    assert command_bound(128, 5) == command_bound(1, 5) == 40 and command_bound(129, 5) == 80
+    assert (
+        command_bound(128, 5) == command_bound(1, 5) == 40 + SHUTDOWN_GRACE
+        and command_bound(129, 5) == 80 + 2 * SHUTDOWN_GRACE
+    )

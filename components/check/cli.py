@@ -34,6 +34,7 @@ from components.check.sparkpost_probe import probe_sparkpost
 from components.check.tls_probe import probe_tls, tls_context
 from components.hostnames import HostnameError, normalize_host
 from components.sparkpost.client import SparkPostClient, Timeout, normalize_base_url, retry_policy
+from components.sparkpost.deadline import SHUTDOWN_GRACE
 from components.sparkpost.regions import REGIONS, base_url_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -47,9 +48,10 @@ STEPS_PER_HOST = 8
 
 def command_bound(hosts: int, timeout: float) -> float:
     """Seconds the command takes at most, whatever the peers do: hosts run MAX_PARALLEL_HOSTS at a
-    time, each in at most STEPS_PER_HOST steps of `timeout` seconds."""
+    time, each in at most STEPS_PER_HOST steps of `timeout` seconds (the SparkPost client may take
+    SHUTDOWN_GRACE more to stop its call)."""
     waves = max(1, math.ceil(hosts / MAX_PARALLEL_HOSTS))
-    return waves * STEPS_PER_HOST * timeout
+    return waves * (STEPS_PER_HOST * timeout + SHUTDOWN_GRACE)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ DEFAULT_TIMEOUT = 5.0
 EPILOG = f"""\
 time bound:
   --timeout is the total of each network step, however slowly a peer answers. A host takes at
-  most {STEPS_PER_HOST} steps, so the command ends within {STEPS_PER_HOST} x --timeout seconds
+  most {STEPS_PER_HOST} steps, so the command ends within {STEPS_PER_HOST} x --timeout + {SHUTDOWN_GRACE:g} seconds
   ({command_bound(1, DEFAULT_TIMEOUT):g} s by default) for up to {MAX_PARALLEL_HOSTS} hosts, checked at once;
   each further {MAX_PARALLEL_HOSTS} hosts add as much again.
 
@@ -433,13 +435,15 @@ def _sparkpost(host: str, expected: HostExpectation, options: CheckOptions, cnam
             api_key,
             api_url,
             subaccount=expected.subaccount,
-            timeout=Timeout(connect=options.timeout, read=options.timeout),
-            retry=retry_policy(retries=2),
+            timeout=Timeout(connect=options.timeout, read=options.timeout, total=options.timeout),
+            # An operator is waiting: retry a fault soon, and only while it fits in the step's deadline.
+            retry=retry_policy(retries=2, backoff_factor=0.25, backoff_max=1.0, jitter=0.1, retry_after_max=2),
         ) as client:
             return probe_sparkpost(host, client, expect_default=expected.default, cname=cname, managed=expected.managed)
 
     try:
-        return call_within(Deadline(options.timeout), ask)
+        # The client keeps its own total deadline; this only guarantees it, should it overrun.
+        return call_within(Deadline(options.timeout + SHUTDOWN_GRACE), ask)
     except DeadlineExceededError as exc:
         return ProbeResult(
             "sparkpost",

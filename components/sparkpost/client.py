@@ -521,6 +521,10 @@ def _transport_reason(exc: requests.RequestException, attempts: int, deadline: C
     reason = getattr(inner, "reason", None)
     if deadline.expired or isinstance(reason, DeadlineExceeded):
         kind = f"no complete answer within the call's deadline of {deadline.seconds:g} s"
+    elif isinstance(reason, urllib3.exceptions.NewConnectionError) and isinstance(
+        reason.__cause__, ConnectionRefusedError
+    ):  # urllib3 makes a refused connection a subclass of its TimeoutError: it is not one
+        kind = "connection refused"
     elif isinstance(exc, requests.Timeout) or isinstance(reason, urllib3.exceptions.TimeoutError):
         kind = "timed out"
     elif isinstance(exc, requests.ConnectionError):
