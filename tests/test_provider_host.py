@@ -159,3 +159,17 @@ def test_waiting_for_verification_shares_one_window_and_leaves_threads_free(spar
         sparkpost.reset_log()
         host.update("t1.example.com", created["t1.example.com"], dict(checked["t1.example.com"], verify_timeout=2))
         assert [r.method for r in sparkpost.log] == ["POST"]
+
+
+def test_read_from_an_id_alone_over_grpc(sparkpost: SparkPostEmulator) -> None:
+    # What an import gives the host: the id and the provider, no recorded outputs.
+    sparkpost.add_domain(DOMAIN, secure=True, verified=True, subaccount=4)
+    with ProviderHost() as host:
+        host.configure({"sparkpost:apiKey": API_KEY, "sparkpost:apiUrl": sparkpost.url})
+        id_, outs, inputs = host.read("TRACK.example.com", {"__provider": host.provider})
+        assert id_ == DOMAIN
+        assert (outs["domain"], outs["subaccount"], outs["verified"], outs["adopted"]) == (DOMAIN, 4, True, False)
+        assert (inputs["domain"], inputs["subaccount"], inputs["secure"]) == (DOMAIN, 4, True)
+        assert host.diff(id_, outs, inputs).changes == provider_pb2.DiffResponse.DIFF_NONE
+        assert_no_secret(host.stderr_text(), "the provider host's stderr")
+    assert [r.method for r in sparkpost.log] == ["GET"]
