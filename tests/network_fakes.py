@@ -8,7 +8,6 @@ they never skip.
 from __future__ import annotations
 
 import datetime
-import json
 import shutil
 import socket
 import ssl
@@ -17,9 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import dns.exception
 import dns.flags
@@ -367,43 +364,3 @@ class TricklingServer:
     def close(self) -> None:
         self._stop.set()
         self.listener.close()
-
-
-class CloudflareZonesApi:
-    """Cloudflare's GET /client/v4/zones?name=Z, as the check uses it: the zone and its assigned name
-    servers for the right bearer token; 403 with error 9109 "Invalid access token" for any other."""
-
-    def __init__(self, token: str, zones: dict[str, list[str]]) -> None:
-        self.token = token
-        self.zones = zones
-        self.requests: list[str] = []
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                api.requests.append(self.path)
-                if self.headers.get("Authorization") != f"Bearer {api.token}":
-                    self._send(403, {"success": False, "errors": [{"code": 9109, "message": "Invalid access token"}]})
-                    return
-                name = parse_qs(urlsplit(self.path).query).get("name", [""])[0]
-                found = [{"name": name, "name_servers": api.zones[name]}] if name in api.zones else []
-                self._send(200, {"success": True, "errors": [], "result": found})
-
-            def _send(self, status: int, body: dict[str, object]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/client/v4"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

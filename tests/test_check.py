@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import trustme
+from cloudflare_emulator import CloudflareEmulator
 from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret
 from network_fakes import (
-    CloudflareZonesApi,
     EdgeResponder,
     HoldingDnsServer,
     NsdServer,
@@ -230,39 +230,25 @@ def test_name_servers_from_pulumi_stack_output(dns_server: NsdServer, edge: Edge
     assert "not to Cloudflare's ada.ns.cloudflare.com, bob.ns.cloudflare.com" in probe(report, "delegation")["error"]
 
 
-def test_name_servers_from_cloudflare_api(
-    dns_server: NsdServer, edge: EdgeResponder, sparkpost: SparkPostEmulator
-) -> None:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
-
-    seen: list[str] = []
-
-    class Cloudflare(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.headers["Authorization"])
-            body = json.dumps({"result": [{"name": "example.com", "name_servers": CLOUDFLARE}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Cloudflare)
-    Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        env = {
-            "CLOUDFLARE_API_TOKEN": "cf-token-for-test",
-            "CLOUDFLARE_BASE_URL": f"http://127.0.0.1:{server.server_port}",
-        }
-        _, (report,) = run_check(dns_server, edge, "track.example.com", env=env)
-    finally:
-        server.shutdown()
+def test_name_servers_from_cloudflare_api(edge: EdgeResponder) -> None:
+    with CloudflareEmulator(CLOUDFLARE_TOKEN) as cloudflare:
+        cloudflare.add_zone("cfzone.test")
+        assigned = cloudflare.zone_named("cfzone.test")["name_servers"]
+        nsd = NsdServer(extra={"cfzone.test": [*(f"@ IN NS {ns}." for ns in assigned), "track IN A 127.0.0.1"]})
+        try:
+            env = {
+                "CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN,
+                "CLOUDFLARE_BASE_URL": cloudflare.url,
+                "PATH": "/nonexistent",
+            }
+            _, (report,) = run_check(nsd, edge, "track.cfzone.test", env=env)
+        finally:
+            nsd.close()
+        calls = [(r.method, r.path, r.query) for r in cloudflare.log]
     assert probe(report, "delegation")["status"] == "ok"
-    assert seen == ["Bearer cf-token-for-test"]
-    assert "cf-token-for-test" not in json.dumps(report)
+    assert probe(report, "delegation")["summary"] == f"cfzone.test NS: {', '.join(sorted(assigned))}"
+    assert [(m, p) for m, p, _ in calls] == [("GET", "/zones")]  # one read, nothing written
+    assert_no_secret(json.dumps(report), "the report")
 
 
 def test_without_expected_name_servers_it_warns(dns_server: NsdServer, edge: EdgeResponder) -> None:
@@ -561,12 +547,10 @@ def test_zones_are_looked_up_concurrently() -> None:
 
 
 def test_a_refused_cloudflare_token_fails_the_delegation(dns_server: NsdServer, edge: EdgeResponder) -> None:
-    api = CloudflareZonesApi("the-right-token", {"example.com": CLOUDFLARE})
-    try:
-        env = {"CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN, "CLOUDFLARE_BASE_URL": api.url, "PATH": "/nonexistent"}
+    with CloudflareEmulator("the-right-token") as cloudflare:
+        cloudflare.add_zone("example.com")
+        env = {"CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN, "CLOUDFLARE_BASE_URL": cloudflare.url, "PATH": "/nonexistent"}
         code, (report,) = run_check(dns_server, edge, "track.example.com", env=env)
-    finally:
-        api.close()
     found = probe(report, "delegation")
     assert found["status"] == "fail"
     assert found["error"] == "Cloudflare refused CLOUDFLARE_API_TOKEN (HTTP 403: 9109: Invalid access token)"
@@ -576,16 +560,15 @@ def test_a_refused_cloudflare_token_fails_the_delegation(dns_server: NsdServer, 
 
 
 def test_a_zone_the_token_cannot_see_fails_the_delegation(dns_server: NsdServer, edge: EdgeResponder) -> None:
-    api = CloudflareZonesApi(CLOUDFLARE_TOKEN, {"other.com": CLOUDFLARE})
-    try:
-        env = {"CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN, "CLOUDFLARE_BASE_URL": api.url, "PATH": "/nonexistent"}
+    with CloudflareEmulator(CLOUDFLARE_TOKEN) as cloudflare:
+        cloudflare.add_zone("other.com")
+        env = {"CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN, "CLOUDFLARE_BASE_URL": cloudflare.url, "PATH": "/nonexistent"}
         _, (report,) = run_check(dns_server, edge, "track.example.com", env=env)
-    finally:
-        api.close()
+        queries = [r.query for r in cloudflare.log]
     assert probe(report, "delegation")["error"] == (
         "the token's Cloudflare account has no zone example.com (or the token may not read it)"
     )
-    assert api.requests == ["/client/v4/zones?name=example.com"]
+    assert queries == [{"name": ["example.com"]}]
 
 
 @pytest.mark.parametrize(
