@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from conftest import API_KEY, assert_no_secret
@@ -418,3 +419,28 @@ def test_subaccount_zero_is_the_primary_account(sparkpost: SparkPostEmulator) ->
     client.create_tracking_domain(DOMAIN, secure=True)
     assert client.subaccount is None and sparkpost.log[0].subaccount is None
     assert "subaccount_id" not in sparkpost.state.domains[DOMAIN]
+
+
+def test_the_deadline_holds_over_tls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The real API is https: the watchdog must reach the socket under TLS too.
+    import trustme
+    from network_fakes import TricklingServer
+
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    server = TricklingServer(
+        b"HTTP/1.1 200 OK\r\n" + b"X-Pad: a\r\n" * 5000, interval=0.05, ca=ca, names=("127.0.0.1",)
+    )
+    try:
+        timeout = Timeout(connect=1.0, read=1.0, total=1.0)
+        client = SparkPostClient(API_KEY, f"https://127.0.0.1:{server.port}/api/v1", timeout=timeout)
+        started = time.monotonic()
+        with pytest.raises(SparkPostError) as info:
+            client.list_tracking_domains()
+        assert time.monotonic() - started <= worst_case_seconds(timeout)
+    finally:
+        server.close()
+    assert server.sent >= 1  # the handshake passed, the answer trickled
+    assert "no complete answer within the call's deadline of 1 s" in str(info.value)
