@@ -53,7 +53,12 @@ class HttpsTracking(pulumi.ComponentResource):
             )
             self.zone_id = self.zone.id
             self.name_servers = self.zone.name_servers
-            self.zone_status = self.zone.status
+            # The zone resource records its status once, at creation ("pending"); only a refresh would
+            # read it again. The registrar step happens between two `pulumi up`s, so read it live.
+            live = cloudflare.get_zone_output(
+                zone_id=self.zone.id, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[self.zone])
+            )
+            self.zone_status = live.status
 
         self.records: dict[str, cloudflare.DnsRecord] = {
             host.domain: cloudflare.DnsRecord(
@@ -144,7 +149,9 @@ class HttpsTracking(pulumi.ComponentResource):
                     target=f"{host.domain}/*",
                     actions=cloudflare.PageRuleActionsArgs(ssl=SSL_MODE),
                     status="active",
-                    priority=1,
+                    # No priority: Cloudflare renumbers a zone's page rules whenever one is added, so any
+                    # declared number reads back different and every refresh then shows a diff (seen through
+                    # the real engine). Each rule matches its own host, so their order does not matter.
                     opts=pulumi.ResourceOptions.merge(
                         child, pulumi.ResourceOptions(depends_on=[self.records[host.domain]])
                     ),

@@ -79,13 +79,22 @@ class ProjectCopy:
     def stack_file(self) -> Path:
         return self.dir / "stacks" / f"Pulumi.{self.stack}.yaml"
 
-    def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 300, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """`pulumi ARGS --stack STACK --non-interactive`; its output is kept in `transcript`."""
         command = ["pulumi", *args, "--non-interactive"]
         if args[0] not in ("login", "version"):
             command += ["--stack", self.stack]
         done = subprocess.run(
-            command, cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+            command,
+            cwd=self.dir,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         self.transcript.append(f"$ {' '.join(command)}\n{done.stdout}{done.stderr}")
         if check and done.returncode != 0:
@@ -107,13 +116,14 @@ class ProjectCopy:
 
     def init(self, config: dict[str, str], secrets: dict[str, str], paths: dict[str, str] | None = None) -> None:
         """`pulumi stack init`, then `pulumi config set` the way the README tells users to."""
-        self.run("stack", "init", self.stack)
+        self.run("stack", "init")
         for key, value in config.items():
             self.run("config", "set", key, value)
         for key, value in (paths or {}).items():
             self.run("config", "set", "--path", key, value)
         for key, value in secrets.items():
-            self.run("config", "set", "--secret", key, value)
+            # On stdin, as a user pasting it would: a secret on the command line shows in `ps`.
+            self.run("config", "set", "--secret", key, stdin=value)
 
     def up(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.run("up", "--yes", "--skip-preview", *extra)

@@ -47,6 +47,9 @@ class CloudMocks(pulumi.runtime.Mocks):
     """Answers like Cloudflare and a converged SparkPost provider would; steer with the fields."""
 
     zone_status: str = "pending"
+    """What Cloudflare answers when a zone is created."""
+    live_zone_status: str | None = None
+    """What Cloudflare answers when a zone is read (getZone) later; zone_status when None."""
     tracking_outputs: dict[str, Any] = field(
         default_factory=lambda: {
             "verified": True,
@@ -74,7 +77,8 @@ class CloudMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.invokes.append((args.token, dict(args.args)))
         if args.token == GET_ZONE:
-            return {"id": args.args["zoneId"], "nameServers": NAME_SERVERS, "status": "active"}, []
+            status = self.live_zone_status or self.zone_status
+            return {"id": args.args["zoneId"], "nameServers": NAME_SERVERS, "status": status}, []
         return {}, []
 
 

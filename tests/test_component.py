@@ -128,6 +128,7 @@ def test_configuration_rule_is_one_ruleset_for_all_hosts(pulumi_mocks: Recording
 
 @pulumi.runtime.test
 def test_existing_zone_is_looked_up_not_managed(pulumi_mocks: RecordingMonitor) -> Any:
+    pulumi_mocks.cloud.zone_status = "active"
     component = build(zone_id=ZONE_ID, account_id=None)
 
     def check(values: list[Any]) -> None:
@@ -140,6 +141,23 @@ def test_existing_zone_is_looked_up_not_managed(pulumi_mocks: RecordingMonitor) 
     return settled(component, then=lambda: None).apply(
         lambda _: pulumi.Output.all(component.zone_id, component.name_servers, component.zone_status).apply(check)
     )
+
+
+@pulumi.runtime.test
+def test_a_created_zone_reports_its_live_status_not_the_one_recorded_at_creation(
+    pulumi_mocks: RecordingMonitor,
+) -> Any:
+    # The real engine showed it: the Zone resource keeps "pending" from its creation until a refresh,
+    # so after the registrar step nextSteps would say "pending" forever. The component reads it live.
+    pulumi_mocks.cloud.zone_status, pulumi_mocks.cloud.live_zone_status = "pending", "active"
+    component = build()
+
+    def check(values: list[Any]) -> None:
+        zone_id, status, step = values
+        assert (GET_ZONE, {"zoneId": zone_id}) in pulumi_mocks.cloud.invokes
+        assert status == "active" and step == "Done: HTTPS tracking is live for track.example.com."
+
+    return pulumi.Output.all(component.zone_id, component.zone_status, component.next_step).apply(check)
 
 
 @pulumi.runtime.test

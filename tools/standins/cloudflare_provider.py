@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import json
 import os
 import re
 import signal
@@ -125,6 +126,9 @@ def _from_api_value(spec: Field, value: Any) -> Any:
         return from_api(value, spec.properties)
     if spec.kind == "list" and spec.item is not None and isinstance(value, list):
         return [_from_api_value(spec.item, v) for v in value]
+    if spec.kind == "str" and isinstance(value, (dict, list)):
+        # The bridged provider declares some API objects as JSON strings (a DnsRecord's `meta`).
+        return json.dumps(value, sort_keys=True)
     return value
 
 
@@ -267,8 +271,23 @@ def changed_properties(olds: dict[str, Any], news: dict[str, Any], old_inputs: d
 # --- the gRPC service ------------------------------------------------------------------------------
 
 
+SIG, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+
+
 def _props(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(struct) if struct is not None else {}
+    found: dict[str, Any] = _plain(json_format.MessageToDict(struct)) if struct is not None else {}
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """Values as the API wants them: the engine's secret wrappers (`{SIG: SECRET_SIG, "value": v}`) removed."""
+    if isinstance(value, dict):
+        if value.get(SIG) == SECRET_SIG:
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
