@@ -9,7 +9,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests")]
 
 from network_fakes import EdgeResponder  # noqa: E402
 
-responder = EdgeResponder(latency=float(sys.argv[1]))
+responder = EdgeResponder(latency=float(sys.argv[1]), acceptors=len(sys.argv) - 2)  # one per host: a burst at once
 for host in sys.argv[2:]:
     responder.context_for(host)  # certificates are made up front, not during the timed run
 print(responder.port, responder.ca_file, flush=True)

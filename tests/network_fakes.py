@@ -145,7 +145,13 @@ class EdgeResponder:
     (expired yesterday) and wronghost.example.com (names another host).
     """
 
-    def __init__(self, latency: float = 0.0, on_request: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, latency: float = 0.0, on_request: Callable[[str], None] | None = None, acceptors: int = 0
+    ) -> None:
+        """`acceptors`: that many threads, started now, each accepting and answering one connection at a
+        time, like an edge that is ready for a burst; 0: a thread started per connection. (Starting a
+        thread per connection while a hundred others are busy queues each start behind the GIL: the
+        responder, not the check, then sets the pace of a burst.)"""
         self.ca = trustme.CA()
         self.ca_file = tempfile.NamedTemporaryFile(suffix=".pem", delete=False).name  # noqa: SIM115
         self.ca.cert_pem.write_to_path(self.ca_file)
@@ -159,7 +165,10 @@ class EdgeResponder:
         self.default_context = self.context_for("default.example.com")
         self.default_context.sni_callback = self._pick_certificate
         self._stopped = False
-        threading.Thread(target=self._serve, daemon=True).start()
+        for _ in range(acceptors):
+            threading.Thread(target=self._accept_and_answer, daemon=True).start()
+        if not acceptors:
+            threading.Thread(target=self._serve, daemon=True).start()
 
     def context_for(self, host: str) -> ssl.SSLContext:
         with self._lock:
@@ -191,6 +200,14 @@ class EdgeResponder:
             except OSError:
                 return
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _accept_and_answer(self) -> None:
+        while not self._stopped:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self._answer(conn)
 
     def _answer(self, conn: socket.socket) -> None:
         try:
@@ -246,8 +263,8 @@ class SilentDnsServer:
 
 
 class HoldingDnsServer:
-    """An authoritative server for `zones` (each apex has SOA, NS and A 127.0.0.1) that answers SOA and
-    A at once but holds every NS query unanswered until NS queries for `hold_until` distinct zones have
+    """An authoritative server for `zones` (each apex has SOA, NS and A 127.0.0.1, and every name just
+    below an apex A 127.0.0.1) that answers SOA and A at once but holds every NS query unanswered until NS queries for `hold_until` distinct zones have
     arrived; then it answers those and every later one.
 
     Lookups made one zone at a time never get there: every zone but the last waits in vain. Lookups
@@ -257,6 +274,7 @@ class HoldingDnsServer:
     def __init__(self, zones: list[str], hold_until: int) -> None:
         self.zones = {dns.name.from_text(z) for z in zones}
         self.hold_until = hold_until
+        self.queries: list[tuple[str, str]] = []  # (name, type) of every query, in order
         self.held: dict[dns.name.Name, list[tuple[dns.message.Message, tuple[str, int]]]] = {}
         self.released = False
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -272,6 +290,7 @@ class HoldingDnsServer:
                 return
             query = dns.message.from_wire(data)
             question = query.question[0]
+            self.queries.append((question.name.to_text().rstrip("."), dns.rdatatype.to_text(question.rdtype)))
             if question.rdtype == dns.rdatatype.NS and not self.released:
                 self.held.setdefault(question.name, []).append((query, peer))
                 if len(self.held) >= self.hold_until:
@@ -287,7 +306,9 @@ class HoldingDnsServer:
         response.flags |= dns.flags.AA
         question = query.question[0]
         name = question.name
-        if name not in self.zones:
+        if question.rdtype == dns.rdatatype.A and name.parent() in self.zones:
+            response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "127.0.0.1"))  # a host in a zone
+        elif name not in self.zones:
             response.set_rcode(dns.rcode.NXDOMAIN)
         elif question.rdtype == dns.rdatatype.SOA:
             response.answer.append(
@@ -340,6 +361,14 @@ class TricklingServer:
             except OSError:
                 return
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _accept_and_answer(self) -> None:
+        while not self._stopped:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self._answer(conn)
 
     def _answer(self, conn: socket.socket) -> None:
         try:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, Generic, NoReturn, TextIO, TypeVar
 
 import dns.exception
 import dns.resolver
@@ -26,7 +26,14 @@ import dns.resolver
 from components.check.cloudflare_api import check_base_url, header_safe
 from components.check.cloudflare_ips import CLOUDFLARE_NETWORKS, LIST_DATE, IPNetwork
 from components.check.deadline import Deadline, DeadlineExceededError, call_within
-from components.check.dns_probes import find_zone, make_resolver, parse_resolver, probe_delegation, probe_dns
+from components.check.dns_probes import (
+    ZoneLookup,
+    find_zone,
+    make_resolver,
+    parse_resolver,
+    probe_delegation,
+    probe_dns,
+)
 from components.check.expectations import NameServerSource, StackFileError, stack_hosts
 from components.check.http_probe import probe_http
 from components.check.results import HostReport, ProbeResult, skipped
@@ -330,49 +337,77 @@ def check_hosts(expectations: dict[str, HostExpectation], options: CheckOptions)
 
 
 class ZoneCache:
-    """The delegation verdict of each zone, worked out once per run however many of its hosts are
-    checked. Zones are independent: the lock only guards the table, never a lookup."""
+    """Zones and their delegation verdicts, each worked out once per run however many hosts share it.
+
+    A tracking host is a record inside its zone, never the zone's apex (the stack configuration refuses
+    an apex), so the zone of a host is the zone of its parent name: one lookup serves every host under
+    that name, instead of one per host. Names and zones are independent: the locks guard the tables
+    only, never a lookup, so a slow zone holds up no other.
+    """
 
     def __init__(self, options: CheckOptions, resolver: dns.resolver.Resolver) -> None:
         self.options = options
         self.resolver = resolver
-        self._lock = threading.Lock()
-        self._verdicts: dict[str, _Verdict] = {}
+        self._zones: Once[str, ZoneLookup] = Once()
+        self._verdicts: Once[str, ProbeResult] = Once()
 
     def delegation(self, host: str) -> ProbeResult:
-        found = find_zone(host, self.resolver, self.options.timeout)
+        parent = host.partition(".")[2]
+        under = parent if "." in parent else host  # a two-label name is looked up as itself
+        found = self._zones.get(under, lambda: find_zone(under, self.resolver, self.options.timeout))
         if found.zone is None:
             assert found.failure is not None
             return found.failure
-        with self._lock:
-            verdict = self._verdicts.get(found.zone)
-            mine = verdict is None
-            if verdict is None:
-                verdict = self._verdicts[found.zone] = _Verdict()
-        if mine:
-            verdict.settle(guarded("delegation", lambda: self._probe(str(found.zone))))
-        return verdict.wait()
+        zone = found.zone
+        return self._verdicts.get(zone, lambda: guarded("delegation", lambda: self._probe(zone)))
 
     def _probe(self, zone: str) -> ProbeResult:
         expected = self.options.name_servers.for_zone(zone)
         return probe_delegation(zone, self.resolver, expected, self.options.timeout)
 
 
-class _Verdict:
-    """One zone's verdict, settled by the first host of the zone; the others wait for it."""
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Once(Generic[K, V]):
+    """A value per key, computed by the first caller of that key; later callers wait for it (the
+    computation is bounded by its own deadlines, so the wait is too)."""
 
     def __init__(self) -> None:
-        self._settled = threading.Event()
-        self._result: ProbeResult | None = None
+        self._lock = threading.Lock()
+        self._entries: dict[K, _Entry[V]] = {}
 
-    def settle(self, result: ProbeResult) -> None:
-        self._result = result
+    def get(self, key: K, compute: Callable[[], V]) -> V:
+        with self._lock:
+            entry = self._entries.get(key)
+            mine = entry is None
+            if entry is None:
+                entry = self._entries[key] = _Entry()
+        if mine:
+            try:
+                entry.settle(compute(), None)
+            except Exception as exc:
+                entry.settle(None, exc)
+        return entry.wait()
+
+
+class _Entry(Generic[V]):
+    def __init__(self) -> None:
+        self._settled = threading.Event()
+        self._value: V | None = None
+        self._error: Exception | None = None
+
+    def settle(self, value: V | None, error: Exception | None) -> None:
+        self._value, self._error = value, error
         self._settled.set()
 
-    def wait(self) -> ProbeResult:
-        self._settled.wait()  # the settling host's own steps are bounded, so this is too
-        assert self._result is not None
-        return self._result
+    def wait(self) -> V:
+        self._settled.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def guarded(probe: str, action: Callable[[], ProbeResult]) -> ProbeResult:
