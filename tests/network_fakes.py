@@ -362,14 +362,6 @@ class TricklingServer:
                 return
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
-    def _accept_and_answer(self) -> None:
-        while not self._stopped:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self._answer(conn)
-
     def _answer(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(30)
