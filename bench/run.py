@@ -1,19 +1,26 @@
 """The benchmark: cost of the program and its parts from 1 to 500 tracking hosts, against floors
 measured in the same run. Prints one table. Run: python3 bench/run.py [--quick]
+Needs the test requirements (requirements-dev.txt) and NSD, as the tests do.
+
+A row with a target that it misses is marked MISSED, listed under the table, and makes the run exit 1
+(`row(..., target=(measured, limit))`). --quick measures each figure once instead of best of 3.
 
 (a) program evaluation under mocks vs importing pulumi + pulumi_cloudflare, and vs a bare program
     that registers the same resources with literal inputs;
 (b) state bytes per TrackingDomain; (c) SparkPost API calls per operation;
 (d) 100 creates, 10 at a time, through `python -m pulumi.dynamic` against the emulator with 20 ms
     latency, vs N x 20 ms x calls / W (W: requests the host really serves at once, measured);
-(e) the check command on 100 hosts (NSD + TLS responder with 50 ms latency) vs the slowest host alone.
+(e) the check command on 100 hosts (NSD + TLS responder with 50 ms latency) vs the slowest host alone,
+    and its start-up (`python -m components check --help`) vs `python -c "import requests, dns.resolver"`.
 (g) verifyTimeout shared by a whole `pulumi up`: N unverified hosts updated at once through the provider
     host vs one such host alone, and an unrelated call made while they wait vs the same call idle.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -36,9 +43,17 @@ from components.sparkpost.provider import TrackingDomainProvider  # noqa: E402
 
 KEY = "bench-key-0123456789"
 ROWS: list[tuple[str, str, str, str]] = []  # section, measure, value, against the floor / target
+MISSED: list[str] = []  # the rows that missed their target
 
 
-def row(section: str, measure: str, value: str, versus: str = "") -> None:
+def row(section: str, measure: str, value: str, versus: str = "", *, target: tuple[float, float] | None = None) -> None:
+    """One line of the table. With `target=(measured, limit)` the row has a target, met when
+    measured <= limit; a miss is marked in the table, listed after it, and fails the run."""
+    if target is not None:
+        measured, limit = target
+        if not measured <= limit:  # NaN misses too
+            versus = f"{versus}  <<< MISSED"
+            MISSED.append(f"{section} {measure}: {measured:.2f}, target <= {limit:g}")
     ROWS.append((section, measure, value, versus))
     print(f"  {section} {measure}: {value} {versus}", file=sys.stderr, flush=True)
 
@@ -149,7 +164,22 @@ def provider_throughput(n: int = 100, parallel: int = 10, latency: float = 0.02)
         )
 
 
-def check_command(n: int = 100, latency: float = 0.05) -> None:
+def check_startup(repeats: int) -> None:
+    """(e) How soon the check command answers: it must not import Pulumi or its Cloudflare SDK."""
+    floor = best_of(repeats, "-c", "import requests, dns.resolver")
+    startup = best_of(repeats, "-m", "components", "check", "--help")
+    row(
+        "e",
+        "start-up: python -m components check --help",
+        f"{startup:.2f} s",
+        f"{startup / floor:.2f} x python -c 'import requests, dns.resolver' ({floor:.2f} s) (target <= 1.5)",
+        target=(startup / floor, 1.5),
+    )
+
+
+def check_command(repeats: int, n: int = 100, latency: float = 0.05) -> None:
+    """(e) n hosts checked at once vs the slowest of 5 hosts checked alone (the best of `repeats` runs
+    of n), with the CPU other processes of the machine used meanwhile: on 2 shared cores it shows."""
     hosts = [f"h{i}" for i in range(n)]
     names = [f"{h}.fleet.test" for h in hosts]
     nsd = NsdServer(
@@ -178,6 +208,7 @@ def check_command(n: int = 100, latency: float = 0.05) -> None:
             name_servers=NameServerSource(["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"], None, {}),
             api_key=None,
             api_url="http://127.0.0.1:9",
+            edge_networks=(ipaddress.ip_network("127.0.0.0/8"),),  # the responder stands in for Cloudflare's edge
         )
         singles = []
         for name in names[:5]:
@@ -186,20 +217,62 @@ def check_command(n: int = 100, latency: float = 0.05) -> None:
             singles.append(time.perf_counter() - started)
             assert report.ok, report
         slowest = max(singles)
-        started = time.perf_counter()
-        reports = check_hosts({name: HostExpectation() for name in names}, options)
-        wall = time.perf_counter() - started
-        assert all(r.ok for r in reports)
+        ours = [os.getpid(), edge.pid, *_descendants(nsd.process.pid)]
+        runs = []
+        for _ in range(repeats):
+            busy, own = _busy_seconds(), _cpu_seconds(ours)
+            started = time.perf_counter()
+            reports = check_hosts({name: HostExpectation() for name in names}, options)
+            wall = time.perf_counter() - started
+            others = (_busy_seconds() - busy) - (_cpu_seconds(ours) - own)
+            assert all(r.ok for r in reports)
+            runs.append((wall, max(0.0, others)))
+        wall, others = min(runs)
         row(
             "e",
             f"check {n} hosts, {latency * 1000:.0f} ms latency",
             f"{wall:.2f} s",
-            f"{wall / slowest:.2f} x the slowest single host ({slowest:.2f} s,"
-            f" median {statistics.median(singles):.2f} s) (target <= 3)",
+            f"{wall / slowest:.2f} x the slowest single host ({slowest:.2f} s, median"
+            f" {statistics.median(singles):.2f} s; other processes used {others:.2f} s CPU meanwhile) (target <= 3)",
+            target=(wall / slowest, 3.0),
         )
     finally:
         nsd.close()
         edge.communicate("")
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine spent in user and system mode since boot (Linux /proc/stat)."""
+    user, nice, system = (int(v) for v in Path("/proc/stat").read_text().split()[1:4])
+    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime of all its threads
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    """pid and the processes it started (NSD forks its server processes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
 
 
 def shared_verification_wait(n: int = 16, timeout: float = 2.0) -> None:
@@ -254,18 +327,34 @@ def shared_verification_wait(n: int = 16, timeout: float = 2.0) -> None:
     )
 
 
-def main() -> None:
+def main() -> int:
     quick = "--quick" in sys.argv
-    program_evaluation([1, 10, 100] if quick else [1, 10, 100, 500], 1 if quick else 3)
+    repeats = 1 if quick else 3
+    program_evaluation([1, 10, 100] if quick else [1, 10, 100, 500], repeats)
     state_and_calls()
     provider_throughput()
-    check_command()
+    check_startup(repeats)
+    check_command(1 if quick else 5)  # cheap runs: more of them find a quiet moment on shared cores
     shared_verification_wait()
+    if quick:
+        print("--quick: every figure measured once (not best of 3), program sizes up to 100 hosts")
     width = max(len(r[1]) for r in ROWS)
     print(f"{'':2} {'measure':<{width}}  {'value':>12}  against")
     for section, measure, value, versus in ROWS:
         print(f"{section:2} {measure:<{width}}  {value:>12}  {versus}")
+    return report_targets()
+
+
+def report_targets() -> int:
+    """Say which targets were missed (exit status 1), or that all were met."""
+    if MISSED:
+        print(f"\nMISSED {len(MISSED)} target{'s' if len(MISSED) > 1 else ''}:")
+        for miss in MISSED:
+            print(f"  {miss}")
+        return 1
+    print("\nevery target with a check was met")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
