@@ -39,7 +39,7 @@ def actionlint(*files: Path) -> list[dict[str, object]]:
 
 
 def test_workflows_pass_actionlint() -> None:
-    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "preview.yml"]
+    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "drift.yml", "preview.yml"]
     assert actionlint(*WORKFLOWS) == []
 
 
