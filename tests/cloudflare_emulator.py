@@ -54,7 +54,7 @@ import traceback
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import parse_qs, urlsplit
@@ -841,7 +841,7 @@ def _paged(items: list[dict[str, Any]], q: dict[str, str], *, per_page: int, max
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _new_id() -> str:

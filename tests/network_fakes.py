@@ -173,7 +173,7 @@ class EdgeResponder:
     def context_for(self, host: str) -> ssl.SSLContext:
         with self._lock:
             if host not in self._contexts:
-                now = datetime.datetime.now(datetime.timezone.utc)
+                now = datetime.datetime.now(datetime.UTC)
                 if host == "expired.example.com":
                     cert = self.ca.issue_cert(
                         host, not_before=now - datetime.timedelta(days=90), not_after=now - datetime.timedelta(days=1)
