@@ -316,6 +316,7 @@ def shared_verification_wait(n: int = 16, timeout: float = 2.0) -> None:
         f"{n} unverified hosts updated at once, verifyTimeout {timeout:g} s",
         f"{wall:.2f} s",
         f"{wall / alone:.2f} x one such host alone ({alone:.2f} s) (target <= 1.5; waiting per host: {n / 4:g} x)",
+        target=(wall / alone, 1.5),
     )
     row(
         "g",
@@ -324,6 +325,7 @@ def shared_verification_wait(n: int = 16, timeout: float = 2.0) -> None:
         # It queues behind the quick updates only (idle it takes the figure in brackets); were all worker
         # threads held by waiting hosts, it would wait about one verifyTimeout.
         f"{during / timeout:.3f} x verifyTimeout (target <= 0.1; idle {idle * 1000:.1f} ms)",
+        target=(during / timeout, 0.1),
     )
 
 
