@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, NoReturn, TextIO, TypeVar
+from typing import Generic, NoReturn, TextIO, TypeVar
 
 import dns.exception
 import dns.resolver
@@ -438,7 +438,7 @@ def check_host(
     results.append(dns_result)
     addresses: list[str] = dns_result.details.get("addresses") or []
     if addresses:
-        connection: list[Any] = [None]
+        connection: list[ssl.SSLSocket | None] = [None]  # the TLS probe's verified connection, for HTTP
 
         def tls() -> ProbeResult:
             result, connection[0] = probe_tls(
