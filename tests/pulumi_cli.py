@@ -9,6 +9,7 @@ caller's environment that could carry credentials reaches the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -141,9 +142,18 @@ class ProjectCopy:
         return list(deployment.get("resources") or [])
 
 
-def kill_process_group(process: subprocess.Popen[str]) -> str:
-    """SIGKILL the CLI and every plugin it started, as a crash or a killed CI job would."""
-    os.killpg(process.pid, signal.SIGKILL)
+def kill_session(process: subprocess.Popen[str]) -> str:
+    """SIGKILL the CLI and every process of its session at once (its plugins have process groups of
+    their own), as a crashed machine or a killed CI job would: nothing gets to record anything more."""
+    session = os.getsid(process.pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # after the command: state, ppid, pgrp, session
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
     output, _ = process.communicate(timeout=30)
     return output or ""
 

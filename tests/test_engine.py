@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloudflare_emulator import CloudflareEmulator
+from cloudflare_emulator import CloudflareEmulator, Fault
 from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret
-from pulumi_cli import ProjectCopy, ToolchainMissingError, toolchain_directory
+from pulumi_cli import ProjectCopy, ToolchainMissingError, kill_session, toolchain_directory, wait_for
 from sparkpost_emulator import SparkPostEmulator
 
 pytestmark = pytest.mark.engine
@@ -168,3 +168,131 @@ def test_the_whole_life_of_a_stack(stack: Stack) -> None:
     assert sparkpost.state.domains == sparkpost_before
     assert cloudflare.snapshot() == cloudflare_before
     assert project.resources() == []
+
+
+def test_a_bad_configuration_stops_preview_with_the_programs_message(stack: Stack) -> None:
+    # 6. A host outside the zone: the program's own error, no traceback, nothing created.
+    stack.configure([{"domain": "track.other.com"}])
+    failed = stack.project.run("preview", check=False)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode in (1, 255)
+    assert "The stack configuration has 1 problem; nothing was created or changed" in output
+    assert "https-tracking:trackingDomains[0].domain: 'track.other.com' is not in the zone example.com" in output
+    assert "Traceback" not in output
+    assert stack.sparkpost.log == [] and stack.cloudflare.log == []
+    assert stack.project.resources() == []
+
+
+def test_configuration_rule_managed_and_cdn_hosts_in_an_existing_zone(stack: Stack) -> None:
+    # 7. zoneId mode (getZone through the provider), one ruleset for the CDN hosts, a managed host.
+    cloudflare, sparkpost, project = stack.cloudflare, stack.sparkpost, stack.project
+    zone_id = cloudflare.add_zone("example.com", account_id=ACCOUNT)
+    before = cloudflare.snapshot()
+    sparkpost.state.verifiable.update({TRACK, CLICK, "mail.example.com"})
+    sparkpost.state.certificate_issued.add("mail.example.com")
+    hosts: list[dict[str, Any]] = [
+        {"domain": TRACK, "default": True},
+        {"domain": CLICK},
+        {"domain": "mail.example.com", "httpsMode": "managed"},
+    ]
+    stack.configure(hosts, zoneId=zone_id, sslRule="configuration-rule", verifyTimeout="0")
+    project.run("config", "rm", "cloudflareAccountId")
+    project.up()
+    assert cloudflare.calls("GET", f"/zones/{zone_id}")  # the getZone invoke, through the provider
+    (ruleset,) = cloudflare.rulesets(zone_id)
+    assert ruleset["phase"] == "http_config_settings"
+    assert [r["expression"] for r in ruleset["rules"]] == [f'(http.host in {{"{CLICK}" "{TRACK}"}})']
+    records = {r["name"]: r for r in cloudflare.records(zone_id)}
+    assert (records["mail.example.com"]["content"], records["mail.example.com"]["proxied"]) == ("v2.spgo.io", False)
+    assert (records[TRACK]["content"], records[TRACK]["proxied"]) == ("spgo.io", True)
+    mail = sparkpost.state.domains["mail.example.com"]
+    assert (mail["secure"], mail["uses_managed_certificate"]) == (True, True)
+    assert cloudflare.pagerules(zone_id) == [] and resources_of(stack, "cloudflare:index/zone:Zone") == []
+
+    # Switching click.example.com from cdn to managed updates its record and tracking domain in place.
+    sparkpost.state.certificate_issued.add(CLICK)
+    project.run("config", "set", "--path", "trackingDomains[1].httpsMode", "managed")
+    preview = project.run("preview", "--diff").stdout
+    assert re.search(r"~ cloudflare:index/dnsRecord:DnsRecord: \(update\)", preview)
+    assert "replace" not in preview
+    project.up()
+    assert {r["name"]: r["content"] for r in cloudflare.records(zone_id)}[CLICK] == "v2.spgo.io"
+    (ruleset,) = cloudflare.rulesets(zone_id)
+    assert [r["expression"] for r in ruleset["rules"]] == [f'(http.host in {{"{TRACK}"}})']
+    assert sparkpost.state.domains[CLICK]["uses_managed_certificate"] is True
+
+    # destroy leaves the existing zone exactly as it was found.
+    project.run("destroy", "--yes")
+    assert cloudflare.snapshot() == before
+    assert sparkpost.state.domains == {}
+
+
+def import_ids(stack: Stack, wanted: dict[str, Any]) -> dict[str, Any]:
+    """Fill in `pulumi preview --import-file`'s ids the way an operator would: look each object up at
+    Cloudflare (its import id: <zone id>, <zone id>/<id>, or zones/<zone id>/<id> for a ruleset). Objects
+    that do not exist are left out; tracking domains too (dynamic resources cannot be imported: the next
+    `pulumi up` adopts them)."""
+    cloudflare = stack.cloudflare
+    zone = next((z for z in cloudflare.zones() if z["name"] == "example.com"), None)
+    found: list[dict[str, Any]] = []
+    for entry in wanted["resources"]:
+        kind, name = entry["type"], entry["name"]
+        ids: list[str] = []
+        if kind == "cloudflare:index/zone:Zone" and zone:
+            ids = [zone["id"]]
+        elif kind == "cloudflare:index/dnsRecord:DnsRecord" and zone:
+            host = name.removesuffix("-record")
+            ids = [f"{zone['id']}/{r['id']}" for r in cloudflare.records(zone["id"]) if r["name"] == host]
+        elif kind == "cloudflare:index/pageRule:PageRule" and zone:
+            target = name.removesuffix("-ssl-rule") + "/*"
+            rules = cloudflare.pagerules(zone["id"])
+            ids = [f"{zone['id']}/{r['id']}" for r in rules if r["targets"][0]["constraint"]["value"] == target]
+        elif kind == "cloudflare:index/ruleset:Ruleset" and zone:
+            ids = [f"zones/{zone['id']}/{r['id']}" for r in cloudflare.rulesets(zone["id"])]
+        if ids:
+            found.append(dict(entry, id=ids[0]))
+    return dict(wanted, resources=found)
+
+
+def test_an_interrupted_up_recovers_as_the_readme_says(stack: Stack) -> None:
+    # 9. SIGKILL while creates are in flight: their answers are lost, the objects exist.
+    project, sparkpost, cloudflare = stack.project, stack.sparkpost, stack.cloudflare
+    hosts = [TRACK, CLICK, "go.example.com"]
+    stack.configure([{"domain": host} for host in hosts])
+    # One page rule is slow to answer, so the other hosts reach SparkPost while it is still in flight.
+    cloudflare.fail_next("POST", r"/zones/\w+/pagerules", Fault(kind="slow", delay=2.0))
+    sparkpost.latency = 0.3
+    running = project.start("up", "--yes", "--skip-preview")
+    wait_for(lambda: sparkpost.in_flight > 0 and cloudflare.in_flight > 0, 120, "creates in flight at both APIs")
+    kill_session(running)
+    sparkpost.latency = 0.0
+    wait_for(lambda: sparkpost.in_flight == cloudflare.in_flight == 0, 30, "the lost answers")
+    pending = {op["resource"]["type"] for op in project.export()["deployment"]["pending_operations"]}
+    assert pending == {"cloudflare:index/pageRule:PageRule", TD}
+    assert len(cloudflare.pagerules(stack.zone()["id"])) == 3  # all applied, one answer lost
+
+    # README, Troubleshooting, "a pulumi up was interrupted":
+    project.run("cancel", "--yes")  # the dead run's lock
+    project.run("refresh", "--yes", "--clear-pending-creates")
+    import_file = project.dir / "import.json"
+    project.run("preview", "--import-file", str(import_file))
+    filled = import_ids(stack, json.loads(import_file.read_text()))
+    import_file.write_text(json.dumps(filled))
+    assert [entry["type"] for entry in filled["resources"]] == ["cloudflare:index/pageRule:PageRule"]
+    if filled["resources"]:
+        project.run("import", "--file", str(import_file), "--yes", "--protect=false", "--generate-code=false")
+    project.up()
+
+    # Exactly the declared chain: nothing duplicated, nothing left behind that state does not know.
+    zone = stack.zone()
+    assert [z["name"] for z in cloudflare.zones()] == ["example.com"]
+    state: dict[str, set[str]] = {}
+    for r in project.resources():
+        state.setdefault(r["type"], set()).add(r.get("id", ""))
+    assert state["cloudflare:index/zone:Zone"] == {zone["id"]}
+    assert state["cloudflare:index/dnsRecord:DnsRecord"] == {r["id"] for r in cloudflare.records(zone["id"])}
+    assert state["cloudflare:index/pageRule:PageRule"] == {r["id"] for r in cloudflare.pagerules(zone["id"])}
+    assert sorted(r["name"] for r in cloudflare.records(zone["id"])) == sorted(hosts)
+    assert len(cloudflare.pagerules(zone["id"])) == 3
+    assert state[TD] == set(hosts) == set(sparkpost.state.domains)
+    assert project.export()["deployment"].get("pending_operations") in (None, [])

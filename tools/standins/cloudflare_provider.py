@@ -23,7 +23,6 @@ import inspect
 import json
 import os
 import re
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from standins.cloudflare_types import UNKNOWN, Field, schema_of, validate
+from standins.lifetime import serve_until_the_engine_is_done
 
 VERSION = importlib.metadata.version("pulumi_cloudflare")
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
@@ -51,10 +51,20 @@ RETRY = Retry(total=4, backoff_factor=0.2, status_forcelist=(429, 500, 502, 503,
 class ApiError(Exception):
     """A Cloudflare API call that failed: the HTTP status and Cloudflare's own error codes and messages."""
 
-    def __init__(self, status: int, method: str, path: str, errors: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        status: int,
+        method: str,
+        path: str,
+        errors: list[dict[str, Any]],
+        messages: list[Any] = (),  # type: ignore[assignment]
+    ) -> None:
         self.status = status
         said = "; ".join(f"[{e.get('code')}] {e.get('message')}" for e in errors) or "no error details"
-        super().__init__(f"Cloudflare answered {status} to {method} {path}: {said}")
+        # Some errors put their cause in `messages` ("Page Rule validation failed: See messages for details.").
+        details = [m.get("message", m) if isinstance(m, dict) else m for m in messages]
+        more = f" ({'; '.join(map(str, details))})" if details else ""
+        super().__init__(f"Cloudflare answered {status} to {method} {path}: {said}{more}")
 
 
 class CloudflareApi:
@@ -69,12 +79,15 @@ class CloudflareApi:
 
     def call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
         response = self.session.request(method, self.base_url + path, json=body, params=params, timeout=TIMEOUT)
+        if response.status_code == 204:  # a ruleset's DELETE answers with no body at all
+            return None
         try:
             envelope = response.json()
         except ValueError:
             envelope = {}
         if not response.ok or not envelope.get("success", False):
-            raise ApiError(response.status_code, method, path, list(envelope.get("errors") or []))
+            errors, messages = list(envelope.get("errors") or []), list(envelope.get("messages") or [])
+            raise ApiError(response.status_code, method, path, errors, messages)
         return envelope.get("result")
 
 
@@ -407,16 +420,24 @@ class CloudflareProvider(provider_pb2_grpc.ResourceProviderServicer):
         kind = self._type(request.urn, request.type, context)
         props, inputs = _props(request.properties), _props(request.inputs)
         where = {**inputs, **props}
+        object_id = request.id
+        if "zoneId" not in where and "/" in object_id:
+            # `pulumi import` gives the Terraform provider's import id: <zone_id>/<id>, or
+            # zones/<zone_id>/<id> for a ruleset; the object's own id is the last part.
+            *_, where["zoneId"], object_id = object_id.split("/")
         try:
-            result = self.api().call("GET", f"{kind.collection(where)}/{request.id}")
+            result = self.api().call("GET", f"{kind.collection(where)}/{object_id}")
         except ApiError as err:
             if err.status == 404:
                 return provider_pb2.ReadResponse(id="")  # gone: the engine drops it from state
             context.abort(grpc.StatusCode.UNKNOWN, f"refresh {_label(request.urn)}: {err}")
         outputs = kind.outputs(where, result)
-        # The inputs as Cloudflare has them now, so a refresh records drift and the next up repairs it.
-        read_inputs = {k: outputs.get(k, v) for k, v in inputs.items()}
-        return provider_pb2.ReadResponse(id=request.id, properties=_struct(outputs), inputs=_struct(read_inputs))
+        # The inputs as Cloudflare has them now, so a refresh records drift and the next up repairs it;
+        # an import (no inputs yet) takes the required ones: the program's others are compared to outputs.
+        read_inputs = {k: outputs.get(k, v) for k, v in inputs.items()} or {
+            k: outputs[k] for k, spec in kind.input_schema.items() if spec.required and outputs.get(k) is not None
+        }
+        return provider_pb2.ReadResponse(id=object_id, properties=_struct(outputs), inputs=_struct(read_inputs))
 
     def Update(self, request: Any, context: Any) -> Any:  # noqa: N802
         kind = self._type(request.urn, request.type, context)
@@ -480,12 +501,7 @@ def serve() -> None:
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(port, flush=True)
-    # The engine interrupts its plugins when it is done with them: stop serving, quietly.
-    stopped = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    stopped.wait()
-    server.stop(grace=1)
+    serve_until_the_engine_is_done(server)
 
 
 if __name__ == "__main__":

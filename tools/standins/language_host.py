@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
+
+from standins.lifetime import serve_until_the_engine_is_done
 
 VERSION = "3.274.1"  # the CLI it is built to serve (tools/pulumi-toolchain)
 EXEC_SCRIPT = "pulumi-language-python-exec"
@@ -71,17 +74,20 @@ class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         return language_pb2.RuntimeOptionsResponse()
 
     def Cancel(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self.stop_programs(signal.SIGINT)
+        return empty_pb2.Empty()
+
+    def stop_programs(self, how: int) -> None:
         with self._lock:
             for process in self._running:
-                process.send_signal(signal.SIGINT)
-        return empty_pb2.Empty()
+                process.send_signal(how)
 
     def Run(self, request: Any, context: Any) -> Any:  # noqa: N802
         try:
             python = self._python(request.info)
         except RuntimeError as err:
             return language_pb2.RunResponse(error=str(err))
-        env = dict(os.environ)
+        env = program_environment(os.environ)
         env["PULUMI_CONFIG"] = json.dumps(dict(request.config))
         env["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(request.configSecretKeys))
         venv = python.parent.parent
@@ -139,6 +145,15 @@ class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         return python
 
 
+def program_environment(ours: Mapping[str, str]) -> dict[str, str]:
+    """The program's environment: ours, without what the launcher set for this host alone."""
+    env = {k: v for k, v in ours.items() if not k.startswith("PULUMI_STANDIN_")}
+    env["PYTHONPATH"] = ours.get("PULUMI_STANDIN_USER_PYTHONPATH", "")
+    if not env["PYTHONPATH"]:
+        del env["PYTHONPATH"]
+    return env
+
+
 def _options(options: struct_pb2.Struct) -> dict[str, Any]:
     return {key: value for key, value in options.items()} if options is not None else {}
 
@@ -148,18 +163,14 @@ def serve(argv: list[str]) -> None:
     positional = [arg for arg in argv if not arg.startswith("-")]
     if not positional:
         sys.exit("usage: pulumi-language-python [flags] ENGINE_ADDRESS")
-    exec_script = Path(os.environ.get("PULUMI_STANDIN_EXEC_DIR") or Path(sys.argv[0]).parent) / EXEC_SCRIPT
+    exec_script = Path(os.environ.get("PULUMI_STANDIN_EXEC_DIR") or ".") / EXEC_SCRIPT
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(PythonLanguageHost(positional[-1], exec_script), server)
+    host = PythonLanguageHost(positional[-1], exec_script)
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(host, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(port, flush=True)
-    # The engine interrupts its plugins when it is done with them: stop serving, quietly.
-    stopped = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    stopped.wait()
-    server.stop(grace=1)
+    serve_until_the_engine_is_done(server, on_orphaned=lambda: host.stop_programs(signal.SIGKILL))
 
 
 if __name__ == "__main__":
