@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -296,3 +298,26 @@ def test_an_interrupted_up_recovers_as_the_readme_says(stack: Stack) -> None:
     assert len(cloudflare.pagerules(zone["id"])) == 3
     assert state[TD] == set(hosts) == set(sparkpost.state.domains)
     assert project.export()["deployment"].get("pending_operations") in (None, [])
+
+
+def test_the_check_command_reads_the_real_stacks_outputs(stack: Stack, dns_server: Any) -> None:
+    # 10. `check --stack` takes the zone's expected name servers from `pulumi stack output` of this stack.
+    stack.configure([{"domain": TRACK, "default": True}])
+    stack.project.up()
+    expected = stack.zone()["name_servers"]
+    assert sorted(expected) != ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"]  # what the test DNS serves
+    check = ["check", "--stack", stack.project.stack, "--json", "--resolver", dns_server.address, "--timeout", "5"]
+    done = subprocess.run(
+        [sys.executable, "-m", "components", *check],
+        cwd=stack.project.dir,
+        env=stack.project.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    (report,) = json.loads(done.stdout)
+    (delegation,) = [p for p in report["probes"] if p["probe"] == "delegation"]
+    assert delegation["status"] == "fail"
+    assert all(name in delegation["error"] for name in expected), delegation
