@@ -5,9 +5,10 @@ is tested without Pulumi; `read_stack_config` feeds it from the running stack. S
 read here: only whether they are present and stored encrypted.
 
 Keys (namespace `https-tracking` unless written out): zone, zoneId, cloudflareAccountId, protectZone,
-region, cnameTarget, sslRule, trackingDomains (or trackingDomain), verifyTimeout, and zones (a list of
-zone blocks for several zones in one stack); sparkpost:apiKey (secret), sparkpost:apiUrl,
-cloudflare:apiToken (secret), or cloudflare:apiKey (secret) with cloudflare:email.
+region, cnameTarget, sslRule, trackingDomains (or trackingDomain; each host with domain, default,
+subaccount, httpsMode, sendingDomains), verifyTimeout, and zones (a list of zone blocks for several
+zones in one stack); sparkpost:apiKey (secret), sparkpost:apiUrl, cloudflare:apiToken (secret), or
+cloudflare:apiKey (secret) with cloudflare:email.
 
 Whatever a value is (a number where a URL is expected, infinity, Unicode digits), the answer is a
 `ConfigError` naming its key, never another exception.
@@ -44,7 +45,7 @@ ZONE_KEYS = ("zone", "zoneId", "cloudflareAccountId", "protectZone", "sslRule", 
 STACK_KEYS = ("zones", "region", "cnameTarget", "verifyTimeout", *ZONE_KEYS)
 STRUCTURED_KEYS = ("zones", "trackingDomains", "protectZone", "verifyTimeout")  # YAML values, JSON-encoded
 MAPPING_KEYS = ("trackingDomain",)  # a host name, or a mapping (JSON-encoded like the structured keys)
-HOST_KEYS = ("domain", "default", "subaccount", "httpsMode")
+HOST_KEYS = ("domain", "default", "subaccount", "httpsMode", "sendingDomains")
 SECRET_KEYS = ("sparkpost:apiKey", "cloudflare:apiToken", "cloudflare:apiKey")
 PRESENCE_KEYS = ("cloudflare:email",)  # read only to know they are set
 CLOUDFLARE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -143,6 +144,7 @@ def parse_settings(
     zones: list[tuple[str, HttpsTrackingArgs]] = []
     seen_zones: dict[str, str] = {}
     seen_hosts: dict[str, str] = {}
+    seen_sending: dict[str, str] = {}
     defaults: dict[int | None, str] = {}
     stack_zones = _zone_names(blocks)
     for prefix, block in blocks:
@@ -176,6 +178,7 @@ def parse_settings(
                 problems.error(where, f"'{host.domain}' is listed twice (also at {seen_hosts[host.domain]}): keep one")
                 continue
             seen_hosts[host.domain] = where
+            _claim_sending_domains(where, host, seen_sending, problems)
             if host.default:
                 scope = host.subaccount
                 if scope in defaults:
@@ -435,7 +438,7 @@ def _host(where: str, entry: Any, zone: str, problems: _Problems) -> TrackingHos
     if isinstance(entry, str):
         entry = {"domain": entry}
     if not isinstance(entry, dict):
-        problems.error(where, "must be a host name or a mapping {domain, default, subaccount}")
+        problems.error(where, "must be a host name or a mapping {domain, default, subaccount, sendingDomains}")
         return None
     ok = True
     for key in entry:
@@ -469,9 +472,51 @@ def _host(where: str, entry: Any, zone: str, problems: _Problems) -> TrackingHos
             "certificate)",
         )
         ok = False
+    sending_domains = _sending_domains(entry.get("sendingDomains", []), f"{where}.sendingDomains", problems)
     if default is None or subaccount == -1 or not ok:
         return None
-    return TrackingHostArgs(domain=domain, default=default, subaccount=subaccount, https_mode=https_mode)
+    return TrackingHostArgs(
+        domain=domain, default=default, subaccount=subaccount, https_mode=https_mode, sending_domains=sending_domains
+    )
+
+
+def _sending_domains(value: Any, key: str, problems: _Problems) -> tuple[str, ...]:
+    """The sending domains a host is associated with (they exist in SparkPost; nothing creates them).
+
+    The valid ones, the others reported: they still take part in the stack-wide duplicate check.
+    """
+    if isinstance(value, str):
+        value = [value]  # one sending domain, as `pulumi config set --path ...sendingDomains mail.example.com` gives
+    if not isinstance(value, list):
+        problems.error(
+            key,
+            f"must be a list of SparkPost sending domains, e.g. [mail.example.com], got {_shown(value)}",
+        )
+        return ()
+    domains: list[str] = []
+    for i, entry in enumerate(value):
+        try:
+            domains.append(normalize_host(entry))
+        except HostnameError as exc:
+            problems.error(f"{key}[{i}]", f"{exc} (a sending domain is the domain of your From: addresses)")
+    return tuple(domains)
+
+
+def _claim_sending_domains(where: str, host: TrackingHostArgs, seen: dict[str, str], problems: _Problems) -> None:
+    # A sending domain has one tracking_domain field: two hosts claiming it would re-point it on every up.
+    # Places are named by list, not by index: an invalid entry (reported already) is not in the host's list.
+    place = f"{where}.sendingDomains"
+    for domain in host.sending_domains:
+        if seen.get(domain) == place:
+            problems.error(place, f"sending domain '{domain}' is listed twice: keep one")
+        elif domain in seen:
+            problems.error(
+                place,
+                f"sending domain '{domain}' is also listed under {seen[domain]}: SparkPost associates a sending "
+                "domain with one tracking domain only; keep it under one tracking host",
+            )
+        else:
+            seen[domain] = place
 
 
 def _bool(value: Any, key: str, problems: _Problems) -> bool | None:

@@ -32,6 +32,9 @@ class TrackingHostArgs:
     https_mode: str = "cdn"
     """`cdn`: proxied CNAME and an SSL rule, Cloudflare's certificate. `managed`: DNS-only CNAME to
     SparkPost's V2 endpoint, and SparkPost issues the certificate (Let's Encrypt)."""
+    sending_domains: Sequence[str] = ()
+    """SparkPost sending domains whose mail this host tracks: their `tracking_domain` points at it once it is
+    verified and secure. They exist in SparkPost, in the host's subaccount; nothing here creates them."""
 
     @property
     def managed(self) -> bool:

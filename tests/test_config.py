@@ -524,6 +524,7 @@ ODD = [
         "host.default",
         "host.subaccount",
         "host.httpsMode",
+        "host.sendingDomains",
         "host.extra",
     ],
 )
@@ -541,3 +542,118 @@ def test_any_value_is_a_config_error_or_accepted_never_a_crash(key: str) -> None
         except ConfigError as err:  # anything else fails the test
             problems = err.problems
         assert all(len(p) < 600 for p in problems), (key, value)
+
+
+# --- sendingDomains: the sending domains a tracking host is associated with (issue 13) ------------
+
+
+def two_brands(**hosts: Any) -> dict[str, Any]:
+    """Two zones, one tracking host each, with the given sendingDomains per zone."""
+    return config(
+        zone=None,
+        trackingDomains=None,
+        zones=[
+            {"zone": "brand-a.com", "trackingDomains": [{"domain": "track.brand-a.com", **hosts.get("a", {})}]},
+            {"zone": "brand-b.com", "trackingDomains": [{"domain": "track.brand-b.com", **hosts.get("b", {})}]},
+        ],
+    )
+
+
+def test_sending_domains_are_parsed_and_normalised() -> None:
+    raw = two_brands(
+        a={"sendingDomains": ["Mail.Brand-A.com.", "news.brand-a.com"]},
+        b={"sendingDomains": "mail.brand-b.com"},  # one, as `pulumi config set --path ...sendingDomains x` gives it
+    )
+    settings = parse_settings(raw, secret_keys=SECRET, env={})
+    hosts = {h.domain: tuple(h.sending_domains) for _, args in settings.zones for h in args.hosts}
+    assert hosts == {
+        "track.brand-a.com": ("mail.brand-a.com", "news.brand-a.com"),
+        "track.brand-b.com": ("mail.brand-b.com",),
+    }
+    # A host without the key has none: it is used only if it is a default.
+    assert parse_settings(config(), secret_keys=SECRET, env={}).zones[0][1].hosts[0].sending_domains == ()
+
+
+SENDING_BAD = [
+    (
+        "a sending domain that is a URL",
+        config(trackingDomains=[{"domain": "track.example.com", "sendingDomains": ["https://mail.example.com"]}]),
+        "https-tracking:trackingDomains[0].sendingDomains[0]: 'https://mail.example.com' is a URL: remove the scheme "
+        "'https://' and give the bare host name (a sending domain is the domain of your From: addresses)",
+    ),
+    (
+        "a single-label sending domain",
+        config(trackingDomains=[{"domain": "track.example.com", "sendingDomains": ["mail.example.com", "mail"]}]),
+        "https-tracking:trackingDomains[0].sendingDomains[1]: 'mail' is a single label",
+    ),
+    (
+        "sendingDomains not a list",
+        config(trackingDomains=[{"domain": "track.example.com", "sendingDomains": {"mail.example.com": True}}]),
+        "https-tracking:trackingDomains[0].sendingDomains: must be a list of SparkPost sending domains, e.g. "
+        "[mail.example.com], got {'mail.example.com': True}",
+    ),
+    (
+        "a sending domain under two hosts of one zone",
+        config(
+            trackingDomains=[
+                {"domain": "track.example.com", "sendingDomains": ["mail.example.com"]},
+                {"domain": "click.example.com", "sendingDomains": ["news.example.com", "MAIL.example.com"]},
+            ]
+        ),
+        "https-tracking:trackingDomains[1].sendingDomains: sending domain 'mail.example.com' is also listed under "
+        "https-tracking:trackingDomains[0].sendingDomains: SparkPost associates a sending domain with one "
+        "tracking domain only; keep it under one tracking host",
+    ),
+    (
+        "a sending domain under hosts of two zones",
+        two_brands(a={"sendingDomains": ["mail.brand-a.com"]}, b={"sendingDomains": ["mail.brand-a.com"]}),
+        "https-tracking:zones[1].trackingDomains[0].sendingDomains: sending domain 'mail.brand-a.com' is also "
+        "listed under https-tracking:zones[0].trackingDomains[0].sendingDomains",
+    ),
+    (
+        "a sending domain twice under one host",
+        config(trackingDomains=[{"domain": "track.example.com", "sendingDomains": ["m.example.com", "m.example.com"]}]),
+        "https-tracking:trackingDomains[0].sendingDomains: sending domain 'm.example.com' is listed twice: keep one",
+    ),
+    (
+        "a typo in the key",
+        config(trackingDomains=[{"domain": "track.example.com", "sendingDomain": ["mail.example.com"]}]),
+        "https-tracking:trackingDomains[0].sendingDomain: unknown setting: did you mean 'sendingDomains'?",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "expected"), SENDING_BAD, ids=[case for case, _, _ in SENDING_BAD])
+def test_bad_sending_domains_are_named_and_explained(case: str, raw: dict[str, Any], expected: str) -> None:
+    problems = problems_of(raw)
+    assert any(expected in p for p in problems), problems
+
+
+def test_sending_domain_problems_are_listed_with_every_other_problem() -> None:
+    raw = config(
+        region="ap",
+        trackingDomains=[
+            {"domain": "track.example.com", "sendingDomains": ["bad domain", "mail.example.com"]},
+            {"domain": "click.example.com", "sendingDomains": ["mail.example.com"]},
+        ],
+    )
+    problems = problems_of(raw)
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        "https-tracking:region",
+        "https-tracking:trackingDomains[0].sendingDomains[0]",
+        "https-tracking:trackingDomains[1].sendingDomains",
+    ]
+    assert "also listed under https-tracking:trackingDomains[0].sendingDomains:" in problems[2]
+
+
+def test_sending_domains_through_the_stack_config(pulumi_mocks: Any) -> None:
+    # `pulumi config set --path 'trackingDomains[0].sendingDomains[0]' ...` reaches the program as JSON text.
+    from conftest import set_config
+
+    from components.config import read_stack_config
+
+    set_config(
+        {"https-tracking:trackingDomains": [{"domain": "track.example.com", "sendingDomains": ["mail.example.com"]}]}
+    )
+    ((_, args),) = read_stack_config().zones
+    assert [tuple(h.sending_domains) for h in args.hosts] == [("mail.example.com",)]
