@@ -6,8 +6,8 @@ as long as stacks use it, and importing it must create no resource.
 
 Credentials never reach state: the pickled provider carries no attributes at all (`__reduce__`), and
 the key is read in `configure()` (stack config `sparkpost:apiKey`, decrypted by the engine) or from
-`SPARKPOST_API_KEY` at call time. Clients are built inside each method, never kept on `self` for
-pickling.
+`SPARKPOST_API_KEY` at call time (`provider_base.py`). Clients are kept per worker thread, never on
+`self`.
 
 What is whose: a tracking domain this provider created (its POST answered 200) is deleted on destroy.
 One that was there before, or whose origin cannot be told (a 409 after an answer that was lost or
@@ -18,19 +18,15 @@ remove or keep it.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
-    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
-    ResourceProvider,
     UpdateResult,
 )
 from pulumi.runtime.rpc import UNKNOWN
@@ -38,32 +34,30 @@ from pulumi.runtime.rpc import UNKNOWN
 from components.hostnames import HostnameError, normalize_host
 from components.sparkpost import certificates
 from components.sparkpost.client import SparkPostClient, SparkPostError, normalize_base_url
-from components.sparkpost.limits import MAX_SUBACCOUNT, MAX_VERIFY_TIMEOUT
-from components.sparkpost.regions import base_url_for
+from components.sparkpost.limits import MAX_VERIFY_TIMEOUT
+from components.sparkpost.provider_base import (
+    SparkPostProvider,
+    differs,
+    endpoint_differs,
+    parse_bool,
+    parse_domain,
+    parse_subaccount,
+    scope,
+    scope_differs,
+    scope_name,
+    shown,
+)
 from components.sparkpost.waiting import SharedWait
 
 INPUT_KEYS = ("domain", "secure", "default", "subaccount", "api_url", "verify_timeout", "managed_certificate")
 REPLACE_KEYS = ("domain", "subaccount", "endpoint")
-MISSING_KEY = (
-    "SparkPost API key missing: run `pulumi config set --secret sparkpost:apiKey <key>` "
-    "(or export SPARKPOST_API_KEY) with a key granted 'Tracking Domains: Read/Write'"
-)
-
-# One dict of clients per worker thread of the provider host: a Session is not shared across threads.
-_THREAD_CLIENTS = threading.local()
-
 # How create/update wait between verify attempts when verify_timeout > 0 (seconds).
 VERIFY_FIRST_WAIT = 5.0
 VERIFY_MAX_WAIT = 60.0
 
 
-class TrackingDomainProvider(ResourceProvider):
+class TrackingDomainProvider(SparkPostProvider):
     """Create, verify, make default, refresh and delete one SparkPost tracking domain."""
-
-    # Set by configure() in the provider process; class-level defaults keep the pickle empty.
-    _api_key: str | None = None
-    _api_url: str | None = None
-    _region: str | None = None
 
     def __init__(self) -> None:
         # One waiting window for the whole provider process, i.e. for one `pulumi up` (waiting.py).
@@ -72,11 +66,6 @@ class TrackingDomainProvider(ResourceProvider):
     def __reduce__(self) -> tuple[type[TrackingDomainProvider], tuple[()]]:
         # Pickle as "the class, no state": whatever configure() stored can never reach __provider.
         return (TrackingDomainProvider, ())
-
-    def configure(self, req: ConfigureRequest) -> None:
-        self._api_key = req.config.get("sparkpost:apiKey") or None
-        self._api_url = req.config.get("sparkpost:apiUrl") or None
-        self._region = req.config.get("sparkpost:region") or None
 
     # --- engine entry points ------------------------------------------------------------------
 
@@ -88,14 +77,14 @@ class TrackingDomainProvider(ResourceProvider):
         # No API call here: compare the recorded outputs with the new inputs only.
         replaces = [
             key
-            for key, differs in (
-                ("domain", _differs(olds.get("domain"), news.get("domain"))),
-                ("subaccount", _scope_differs(olds.get("subaccount"), news.get("subaccount"))),
-                ("endpoint", _endpoint_differs(olds.get("endpoint"), self._endpoint_or_unknown(news))),
+            for key, changed in (
+                ("domain", differs(olds.get("domain"), news.get("domain"))),
+                ("subaccount", scope_differs(olds.get("subaccount"), news.get("subaccount"))),
+                ("endpoint", endpoint_differs(olds.get("endpoint"), self._endpoint_or_unknown(news))),
             )
-            if differs
+            if changed
         ]
-        updates = [key for key in ("secure", "default") if _differs(olds.get(key), news.get(key))]
+        updates = [key for key in ("secure", "default") if differs(olds.get(key), news.get(key))]
         if not olds.get("verified"):
             # Still waiting for DNS or the proxy: every `pulumi up` tries again, so the stack converges.
             updates.append("verified")
@@ -103,7 +92,7 @@ class TrackingDomainProvider(ResourceProvider):
             updates.append("managed_certificate")
         elif news.get("managed_certificate") and olds.get("tls_status") != "valid":
             updates.append("tls_status")  # a certificate still being issued: follow it on the next up
-        same_name = not _differs(olds.get("domain"), news.get("domain"))
+        same_name = not differs(olds.get("domain"), news.get("domain"))
         return DiffResult(
             changes=bool(replaces or updates),
             replaces=replaces,
@@ -291,7 +280,7 @@ class TrackingDomainProvider(ResourceProvider):
             live = client.retrieve_tracking_domain(domain)
         except SparkPostError as look:
             if look.is_not_found and conflict:
-                scope = _scope_name(client.subaccount)
+                scope = scope_name(client.subaccount)
                 raise RuntimeError(
                     f"tracking domain {domain}: SparkPost says it already exists, but not in {scope}. "
                     "A domain's subaccount is fixed when it is created: set `subaccount` to the one that "
@@ -310,7 +299,7 @@ class TrackingDomainProvider(ResourceProvider):
         if owner != client.subaccount:
             raise RuntimeError(
                 f"tracking domain {domain}: SparkPost says it already exists, but not in "
-                f"{_scope_name(client.subaccount)}: it belongs to {_scope_name(owner)}. A domain's subaccount "
+                f"{scope_name(client.subaccount)}: it belongs to {scope_name(owner)}. A domain's subaccount "
                 f"is fixed when it is created: set `subaccount: {owner if isinstance(owner, int) else '<id>'}` "
                 "for this host if the stack should manage it there, or delete it in that subaccount first. "
                 "Nothing was changed."
@@ -322,7 +311,7 @@ class TrackingDomainProvider(ResourceProvider):
         want_default = bool(props.get("default", False))
         return {
             "domain": domain,
-            "subaccount": _scope(props.get("subaccount")),
+            "subaccount": scope(props.get("subaccount")),
             "api_url": props.get("api_url"),
             "verify_timeout": props.get("verify_timeout", 0),
             "endpoint": self._endpoint(props),
@@ -341,33 +330,6 @@ class TrackingDomainProvider(ResourceProvider):
             "tracking_url": f"{'https' if have['secure'] else 'http'}://{domain}",
             "message": message,
         }
-
-    # --- configuration ------------------------------------------------------------------------
-
-    def _client(self, props: dict[str, Any]) -> SparkPostClient:
-        """A client for this endpoint and subaccount, kept per worker thread of the provider host.
-
-        Reusing it keeps the HTTP connection open between operations (bench/run.py, section d). It
-        never reaches state: the provider pickles as its class alone (`__reduce__`).
-        """
-        api_key = self._api_key or os.environ.get("SPARKPOST_API_KEY")
-        if not api_key:
-            raise RuntimeError(MISSING_KEY)
-        account = _scope(props.get("subaccount"))
-        key = (api_key, self._endpoint(props), account)
-        clients: dict[tuple[str, str, int | None], SparkPostClient] = _THREAD_CLIENTS.__dict__.setdefault("by_key", {})
-        if key not in clients:
-            clients[key] = SparkPostClient(api_key, key[1], subaccount=account)
-        return clients[key]
-
-    def _endpoint(self, props: dict[str, Any]) -> str:
-        explicit = props.get("api_url") or self._api_url or os.environ.get("SPARKPOST_API_URL")
-        if explicit:
-            return normalize_base_url(explicit)
-        return base_url_for(self._region or os.environ.get("SPARKPOST_REGION") or "us")
-
-    def _endpoint_or_unknown(self, props: dict[str, Any]) -> str:
-        return UNKNOWN if props.get("api_url") == UNKNOWN else self._endpoint(props)
 
 
 # --- validation (check) ----------------------------------------------------------------------
@@ -393,89 +355,23 @@ def validate_inputs(news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFai
 
     if news.get("domain") is None:
         failures.append(CheckFailure("domain", "domain: missing: give the tracking host, e.g. 'track.example.com'"))
-    field("domain", None, _parse_domain)
-    field("secure", True, lambda v: _parse_bool(v, "true serves tracking links over HTTPS (port 443)"))
-    field("default", False, lambda v: _parse_bool(v, "true makes it the account's default tracking domain"))
-    field("subaccount", None, _parse_subaccount)
+    field("domain", None, parse_domain)
+    field("secure", True, lambda v: parse_bool(v, "true serves tracking links over HTTPS (port 443)"))
+    field("default", False, lambda v: parse_bool(v, "true makes it the account's default tracking domain"))
+    field("subaccount", None, parse_subaccount)
     field("api_url", None, normalize_base_url)
     field("verify_timeout", 0, _parse_verify_timeout)
-    field("managed_certificate", False, lambda v: _parse_bool(v, "true lets SparkPost issue the certificate"))
+    field("managed_certificate", False, lambda v: parse_bool(v, "true lets SparkPost issue the certificate"))
     return inputs, failures
-
-
-def _shown(value: Any) -> str:
-    """A value for a message: its repr, cut short (a 400-digit number or a long list helps nobody)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:60] + "..."
-
-
-def _parse_domain(value: Any) -> str:
-    try:
-        return normalize_host(value)
-    except HostnameError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _parse_bool(value: Any, meaning: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"must be true or false ({meaning}), got {_shown(value)}")
-    return value
-
-
-def _parse_subaccount(value: Any) -> int | None:
-    # Numbers cross the gRPC wire as floats: 5 arrives as 5.0. Subaccount 0 is the primary account.
-    if isinstance(value, float) and value.is_integer():  # False for inf and nan
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SUBACCOUNT:
-        raise ValueError(
-            f"must be a whole number from 0 to {MAX_SUBACCOUNT} (a SparkPost subaccount id; 0 or none is the "
-            f"primary account), got {_shown(value)}"
-        )
-    return value or None
 
 
 def _parse_verify_timeout(value: Any) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_VERIFY_TIMEOUT:
-        raise ValueError(f"must be a number of seconds from 0 to {MAX_VERIFY_TIMEOUT}, got {_shown(value)}")
+        raise ValueError(f"must be a number of seconds from 0 to {MAX_VERIFY_TIMEOUT}, got {shown(value)}")
     return int(value) if value == int(value) else float(value)
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _differs(old: Any, new: Any) -> bool:
-    if new == UNKNOWN:
-        return True
-    if isinstance(old, float) or isinstance(new, float):  # numbers may come back from state as floats
-        try:
-            return float(old) != float(new)
-        except (TypeError, ValueError):
-            return True
-    return bool(old != new)
-
-
-def _scope(value: Any) -> int | None:
-    """A subaccount as recorded or given (None, 0, 5 or 5.0): None for the primary account."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return None
-
-
-def _scope_differs(old: Any, new: Any) -> bool:
-    # None and 0 are both the primary account: that is no change, and no replacement.
-    return new == UNKNOWN or _scope(old) != _scope(new)
-
-
-def _endpoint_differs(old: Any, new: str) -> bool:
-    # State written before URLs were normalized may spell the same endpoint differently.
-    if new == UNKNOWN:
-        return True
-    try:
-        return normalize_base_url(old) != new
-    except ValueError:
-        return bool(old != new)
 
 
 def _owner(live: dict[str, Any], client: SparkPostClient) -> int | str | None:
@@ -486,13 +382,7 @@ def _owner(live: dict[str, Any], client: SparkPostClient) -> int | str | None:
     raw = live["subaccount_id"]
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != int(raw):
         return "unknown"
-    return _scope(raw)
-
-
-def _scope_name(scope: int | str | None) -> str:
-    if scope is None:
-        return "the primary account"
-    return f"subaccount {scope}" if isinstance(scope, int) else f"an owner SparkPost did not name clearly ({scope})"
+    return scope(raw)
 
 
 def _live_state(obj: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,146 @@
+"""What the SparkPost dynamic providers share: where the key and the endpoint come from, one client per
+worker thread, and the parsers and comparisons of their inputs.
+
+Credentials never reach state: a provider pickles as its class alone (each subclass's `__reduce__`),
+the key is read in `configure()` (stack config `sparkpost:apiKey`, decrypted by the engine) or from
+`SPARKPOST_API_KEY` at call time, and clients live in a thread-local table, never on `self`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from pulumi.dynamic import ConfigureRequest, ResourceProvider
+from pulumi.runtime.rpc import UNKNOWN
+
+from components.hostnames import HostnameError, normalize_host
+from components.sparkpost.client import SparkPostClient, normalize_base_url
+from components.sparkpost.limits import MAX_SUBACCOUNT
+from components.sparkpost.regions import base_url_for
+
+# One dict of clients per worker thread of the provider host: a Session is not shared across threads.
+_THREAD_CLIENTS = threading.local()
+
+
+class SparkPostProvider(ResourceProvider):
+    """A dynamic provider that calls SparkPost with the stack's key, at the stack's endpoint."""
+
+    missing_key = (
+        "SparkPost API key missing: run `pulumi config set --secret sparkpost:apiKey <key>` "
+        "(or export SPARKPOST_API_KEY) with a key granted 'Tracking Domains: Read/Write'"
+    )
+
+    # Set by configure() in the provider process; class-level defaults keep the pickle empty.
+    _api_key: str | None = None
+    _api_url: str | None = None
+    _region: str | None = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        self._api_key = req.config.get("sparkpost:apiKey") or None
+        self._api_url = req.config.get("sparkpost:apiUrl") or None
+        self._region = req.config.get("sparkpost:region") or None
+
+    def _client(self, props: dict[str, Any]) -> SparkPostClient:
+        """A client for this endpoint and subaccount, kept per worker thread of the provider host.
+
+        Reusing it keeps the HTTP connection open between operations (bench/run.py, section d). It
+        never reaches state: the provider pickles as its class alone (`__reduce__`).
+        """
+        api_key = self._api_key or os.environ.get("SPARKPOST_API_KEY")
+        if not api_key:
+            raise RuntimeError(self.missing_key)
+        account = scope(props.get("subaccount"))
+        key = (api_key, self._endpoint(props), account)
+        clients: dict[tuple[str, str, int | None], SparkPostClient] = _THREAD_CLIENTS.__dict__.setdefault("by_key", {})
+        if key not in clients:
+            clients[key] = SparkPostClient(api_key, key[1], subaccount=account)
+        return clients[key]
+
+    def _endpoint(self, props: dict[str, Any]) -> str:
+        explicit = props.get("api_url") or self._api_url or os.environ.get("SPARKPOST_API_URL")
+        if explicit:
+            return normalize_base_url(explicit)
+        return base_url_for(self._region or os.environ.get("SPARKPOST_REGION") or "us")
+
+    def _endpoint_or_unknown(self, props: dict[str, Any]) -> str:
+        return UNKNOWN if props.get("api_url") == UNKNOWN else self._endpoint(props)
+
+
+# --- parsing inputs (check) ----------------------------------------------------------------------
+
+
+def shown(value: Any) -> str:
+    """A value for a message: its repr, cut short (a 400-digit number or a long list helps nobody)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def parse_domain(value: Any) -> str:
+    try:
+        return normalize_host(value)
+    except HostnameError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def parse_bool(value: Any, meaning: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"must be true or false ({meaning}), got {shown(value)}")
+    return value
+
+
+def parse_subaccount(value: Any) -> int | None:
+    # Numbers cross the gRPC wire as floats: 5 arrives as 5.0. Subaccount 0 is the primary account.
+    if isinstance(value, float) and value.is_integer():  # False for inf and nan
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SUBACCOUNT:
+        raise ValueError(
+            f"must be a whole number from 0 to {MAX_SUBACCOUNT} (a SparkPost subaccount id; 0 or none is the "
+            f"primary account), got {shown(value)}"
+        )
+    return value or None
+
+
+# --- comparing recorded outputs with new inputs (diff) ----------------------------------------------
+
+
+def differs(old: Any, new: Any) -> bool:
+    if new == UNKNOWN:
+        return True
+    if isinstance(old, float) or isinstance(new, float):  # numbers may come back from state as floats
+        try:
+            return float(old) != float(new)
+        except (TypeError, ValueError):
+            return True
+    return bool(old != new)
+
+
+def scope(value: Any) -> int | None:
+    """A subaccount as recorded or given (None, 0, 5 or 5.0): None for the primary account."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def scope_differs(old: Any, new: Any) -> bool:
+    # None and 0 are both the primary account: that is no change, and no replacement.
+    return new == UNKNOWN or scope(old) != scope(new)
+
+
+def endpoint_differs(old: Any, new: str) -> bool:
+    # State written before URLs were normalized may spell the same endpoint differently.
+    if new == UNKNOWN:
+        return True
+    try:
+        return normalize_base_url(old) != new
+    except ValueError:
+        return bool(old != new)
+
+
+def scope_name(owner: int | str | None) -> str:
+    if owner is None:
+        return "the primary account"
+    return f"subaccount {owner}" if isinstance(owner, int) else f"an owner SparkPost did not name clearly ({owner})"
