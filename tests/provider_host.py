@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from pulumi.dynamic import ResourceProvider
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
@@ -26,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 URN = "urn:pulumi:test::https-tracking::pulumi-python:dynamic/sparkpost:TrackingDomain::track"
 
 
-def serialized_provider() -> str:
-    return str(serialize_provider(TrackingDomainProvider()))
+def serialized_provider(provider: ResourceProvider | None = None) -> str:
+    return str(serialize_provider(provider or TrackingDomainProvider()))
 
 
 def decoded_provider(serialized: str) -> bytes:
@@ -48,9 +49,15 @@ def _props(struct: Any) -> dict[str, Any]:
 
 
 class ProviderHost:
-    """One `python -m pulumi.dynamic` process; `stderr_text()` shows what it printed."""
+    """One `python -m pulumi.dynamic` process; `stderr_text()` shows what it printed.
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    `provider` is the one each call carries in `__provider` (a TrackingDomainProvider unless given), and
+    `urn` the resource the calls are about.
+    """
+
+    def __init__(
+        self, env: dict[str, str] | None = None, provider: ResourceProvider | None = None, urn: str = URN
+    ) -> None:
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKPOST_")}
         child_env.update(env or {})
         child_env["PYTHONPATH"] = str(ROOT)
@@ -68,7 +75,8 @@ class ProviderHost:
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(self.channel).result(timeout=30)
         self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
-        self.provider = serialized_provider()
+        self.provider = serialized_provider(provider)
+        self.urn = urn
 
     def close(self) -> None:
         self.channel.close()
@@ -96,30 +104,32 @@ class ProviderHost:
         self, news: dict[str, Any], olds: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         response = self.stub.Check(
-            provider_pb2.CheckRequest(urn=URN, olds=_struct(olds or {}), news=_struct(self._with_provider(news)))
+            provider_pb2.CheckRequest(urn=self.urn, olds=_struct(olds or {}), news=_struct(self._with_provider(news)))
         )
         return _props(response.inputs), [(f.property, f.reason) for f in response.failures]
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
         return self.stub.Diff(
-            provider_pb2.DiffRequest(id=id_, urn=URN, olds=_struct(olds), news=_struct(self._with_provider(news)))
+            provider_pb2.DiffRequest(id=id_, urn=self.urn, olds=_struct(olds), news=_struct(self._with_provider(news)))
         )
 
     def create(self, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         response = self.stub.Create(
-            provider_pb2.CreateRequest(urn=URN, properties=_struct(self._with_provider(inputs)))
+            provider_pb2.CreateRequest(urn=self.urn, properties=_struct(self._with_provider(inputs)))
         )
         return response.id, _props(response.properties)
 
     def read(self, id_: str, outputs: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        response = self.stub.Read(provider_pb2.ReadRequest(id=id_, urn=URN, properties=_struct(outputs)))
+        response = self.stub.Read(provider_pb2.ReadRequest(id=id_, urn=self.urn, properties=_struct(outputs)))
         return response.id, _props(response.properties), _props(response.inputs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
         response = self.stub.Update(
-            provider_pb2.UpdateRequest(id=id_, urn=URN, olds=_struct(olds), news=_struct(self._with_provider(news)))
+            provider_pb2.UpdateRequest(
+                id=id_, urn=self.urn, olds=_struct(olds), news=_struct(self._with_provider(news))
+            )
         )
         return _props(response.properties)
 
     def delete(self, id_: str, outputs: dict[str, Any]) -> None:
-        self.stub.Delete(provider_pb2.DeleteRequest(id=id_, urn=URN, properties=_struct(outputs)))
+        self.stub.Delete(provider_pb2.DeleteRequest(id=id_, urn=self.urn, properties=_struct(outputs)))

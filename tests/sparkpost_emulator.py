@@ -4,6 +4,16 @@ Built from `shared/reference/sparkpost/tracking-domains.apib`: the same paths, s
 bodies, auth by the raw key in `Authorization`, subaccount scoping by `X-MSYS-SUBACCOUNT`, one default
 per account and per subaccount, 422 when a default is asked of an unverified domain. Tests steer it:
 `verifiable` says whose verify passes, `fail_next(...)` injects faults, `log` records every request.
+
+Sending domains (`sending-domains.apib`): retrieve and update, enough for their `tracking_domain`. Tests
+seed them with `add_sending_domain` (this program never creates one). Where the Blueprint states a
+rule without its answer, the emulator chooses, and says so below:
+- a tracking domain of another subaccount than the sending domain's answers the same 400 as an unknown
+  one ("is not a registered tracking domain"): SparkPost looks it up where the sending domain is;
+- a subaccount-scoped GET also sees the primary account's domains shared with subaccounts;
+- deleting a tracking domain that a sending domain still uses is allowed, and leaves that sending
+  domain's `tracking_domain` as it was (the Blueprint says nothing; the program gives associations back
+  before it deletes a tracking domain, so it does not depend on either answer).
 """
 
 from __future__ import annotations
@@ -81,6 +91,7 @@ class EmulatorState:
     certificate_issued: set[str] = field(default_factory=set)  # pending -> valid on the next read
     certificate_check_failing: set[str] = field(default_factory=set)  # certificate/check answers 400
     certificate_failing: dict[str, str] = field(default_factory=dict)  # domain -> tls_certificate.error_code
+    sending_domains: dict[str, dict[str, Any]] = field(default_factory=dict)  # sending-domains.apib objects
 
 
 class SparkPostEmulator:
@@ -137,6 +148,51 @@ class SparkPostEmulator:
             if default:
                 self._set_default(obj)
 
+    def add_sending_domain(
+        self,
+        domain: str,
+        *,
+        subaccount: int | None = None,
+        tracking_domain: str | None = None,
+        shared_with_subaccounts: bool = False,
+        is_default_bounce_domain: bool = False,
+    ) -> dict[str, Any]:
+        """Seed a sending domain (they exist before the stack), with the DKIM, bounce and sharing fields
+        SparkPost shows, so tests can prove they are never touched. Returns the stored object."""
+        obj: dict[str, Any] = {
+            "domain": domain,
+            "status": {
+                "ownership_verified": True,
+                "spf_status": "unverified",
+                "abuse_at_status": "unverified",
+                "dkim_status": "valid",
+                "cname_status": "valid",
+                "mx_status": "unverified",
+                "compliance_status": "valid",
+                "postmaster_at_status": "unverified",
+                "verification_mailbox_status": "unverified",
+            },
+            "dkim": {
+                "headers": "from:to:subject:date",
+                "public": "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQC+W6scd3XWwvC" + domain.replace(".", ""),
+                "selector": "scph0316",
+                "signing_domain": domain,
+            },
+            "is_default_bounce_domain": is_default_bounce_domain,
+            "creation_time": "2025-06-01T10:00:00+00:00",
+        }
+        if tracking_domain is not None:
+            obj["tracking_domain"] = tracking_domain
+        # "shared_with_subaccounts: only available to domains belonging to a primary account";
+        # "subaccount_id: only available to domains belonging to a subaccount".
+        if subaccount is None:
+            obj["shared_with_subaccounts"] = shared_with_subaccounts
+        else:
+            obj["subaccount_id"] = subaccount
+        with self._lock:
+            self.state.sending_domains[domain] = obj
+        return obj
+
     def calls(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
         with self._lock:
             return [
@@ -184,6 +240,13 @@ class SparkPostEmulator:
                     return self._update(domain, req.body, scope)
                 if action is None and req.method == "DELETE":
                     return self._delete(domain, scope)
+            m = re.fullmatch(r"/sending-domains/([^/]+)", path)
+            if m:
+                domain = unquote(m.group(1)).lower()
+                if req.method == "GET":
+                    return self._retrieve_sending(domain, scope)
+                if req.method == "PUT":
+                    return self._update_sending(domain, req.body, scope)
         return 404, NOT_FOUND
 
     def _visible(self, domain: str, scope: int | None, *, write: bool) -> dict[str, Any] | None:
@@ -315,6 +378,61 @@ class SparkPostEmulator:
         obj["status"]["tls_status"] = "pending"
         return 200, {"results": {"message": f"Certificate issuance initiated for {domain}"}}
 
+    # --- sending domains (sending-domains.apib) ---------------------------------------------------
+
+    def _visible_sending(self, domain: str, scope: int | None, *, write: bool) -> dict[str, Any] | None:
+        obj = self.state.sending_domains.get(domain)
+        if obj is None:
+            return None
+        owner = obj.get("subaccount_id")
+        if scope == PRIMARY_ONLY:
+            return obj if owner is None else None
+        if scope is None:
+            # Without the header, reads see primary plus subaccount data; writes hit the primary only.
+            return obj if (not write or owner is None) else None
+        if owner == scope:
+            return obj
+        # The emulator's choice: a subaccount sees the primary domains shared with it, and cannot write them.
+        shared = owner is None and obj.get("shared_with_subaccounts") is True
+        return obj if shared and not write else None
+
+    def _retrieve_sending(self, domain: str, scope: int | None) -> tuple[int, Any]:
+        obj = self._visible_sending(domain, scope, write=False)
+        if obj is None:
+            return 404, _sending_not_found(domain)
+        # "Returns the full sending domain object, except the domain field."
+        return 200, {"results": {k: v for k, v in json.loads(json.dumps(obj)).items() if k != "domain"}}
+
+    def _update_sending(self, domain: str, body: Any, scope: int | None) -> tuple[int, Any]:
+        obj = self._visible_sending(domain, scope, write=True)
+        if obj is None:
+            return 404, _sending_not_found(domain)
+        body = body if isinstance(body, dict) else {}
+        if "tracking_domain" in body:
+            wanted = body["tracking_domain"]
+            if not isinstance(wanted, str):
+                return 400, {
+                    "errors": [
+                        {"message": "invalid params", "description": "tracking_domain must be a string", "code": "1200"}
+                    ]
+                }
+            if wanted == "":
+                obj.pop("tracking_domain", None)  # "To remove the current value, set it to an empty string."
+            else:
+                tracking = self.state.domains.get(wanted.lower())
+                # "The tracking domain and sending domain must belong to the same subaccount."
+                if tracking is None or tracking.get("subaccount_id") != obj.get("subaccount_id"):
+                    description = f"Tracking domain '{wanted}' is not a registered tracking domain"
+                    return 400, {"errors": [{"message": "invalid params", "description": description, "code": "1200"}]}
+                obj["tracking_domain"] = wanted.lower()
+        # Other writable fields, so that a client sending them would show in the state.
+        for key in ("dkim", "is_default_bounce_domain"):
+            if key in body:
+                obj[key] = body[key]
+        if "shared_with_subaccounts" in body and obj.get("subaccount_id") is None:
+            obj["shared_with_subaccounts"] = bool(body["shared_with_subaccounts"])
+        return 200, {"results": {"message": "Successfully Updated Domain.", "domain": domain}}
+
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for armed in self._faults:
@@ -342,6 +460,14 @@ def _new_domain(domain: str, secure: bool, subaccount: int | None) -> dict[str, 
     if subaccount is not None:
         obj["subaccount_id"] = subaccount
     return obj
+
+
+def _sending_not_found(domain: str) -> dict[str, Any]:
+    return {
+        "errors": [
+            {"code": "1600", "message": "resource not found", "description": f"Domain '{domain}' does not exist"}
+        ]
+    }
 
 
 def _verified_status() -> dict[str, Any]:
@@ -456,7 +582,8 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
 def main(argv: list[str] | None = None) -> int:
     """Serve on 127.0.0.1 until interrupted, for a manual `pulumi up`; prints the API base URL first.
 
-    `python3 tests/sparkpost_emulator.py --port 8025 --api-key KEY [--verifiable HOST ...] [--latency S]`
+    `python3 tests/sparkpost_emulator.py --port 8025 --api-key KEY [--verifiable HOST ...] [--sending-domain D ...]
+    [--latency S]`
     """
     import argparse
     import signal
@@ -475,10 +602,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=port, default=0, help="TCP port on 127.0.0.1 (default 0: any free port)")
     p.add_argument("--api-key", required=True, help="the key clients must send in Authorization (a fake one)")
     p.add_argument("--verifiable", action="append", default=[], metavar="HOST", help="a host whose verify passes")
+    p.add_argument(
+        "--sending-domain", action="append", default=[], metavar="DOMAIN", help="a sending domain that exists"
+    )
     p.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="added to every answer")
     args = p.parse_args(argv)
     api = SparkPostEmulator(args.api_key, latency=args.latency)
     api.state.verifiable.update(h.lower() for h in args.verifiable)
+    for domain in args.sending_domain:
+        api.add_sending_domain(domain.lower())
     api._server.server_close()  # the constructor bound a free port; bind the one asked for instead
     try:
         api._server = _QuietServer(("127.0.0.1", args.port), _handler_for(api))

@@ -1,11 +1,12 @@
-"""A small client for SparkPost's Tracking Domains API, one method per API operation.
+"""A small client for SparkPost's Tracking Domains API (and the `tracking_domain` field of the Sending
+Domains API), one method per API operation.
 
-Shapes and status codes follow `shared/reference/sparkpost/tracking-domains.apib`. Retries are one
-policy object (`retry_policy`, urllib3's `Retry` mounted through an `HTTPAdapter`): 429, 5xx and
-connection errors are retried with exponential backoff and jitter, `Retry-After` is honoured up to a
-cap (a malformed one counts as absent), and every call has a total deadline covering all its attempts,
-the waits between them and the reading of the answer (`deadline.py`), so `worst_case_seconds` is a
-true bound even against a server that trickles its answer.
+Shapes and status codes follow `shared/reference/sparkpost/tracking-domains.apib` and
+`sending-domains.apib`. Retries are one policy object (`retry_policy`, urllib3's `Retry` mounted
+through an `HTTPAdapter`): 429, 5xx and connection errors are retried with exponential backoff and
+jitter, `Retry-After` is honoured up to a cap (a malformed one counts as absent), and every call has a
+total deadline covering all its attempts, the waits between them and the reading of the answer
+(`deadline.py`), so `worst_case_seconds` is a true bound even against a server that trickles its answer.
 
 Only SparkPost's own answers are taken as facts: an error status counts as SparkPost's when its body
 is SparkPost's JSON (`{"errors": [{"message": ...}]}`). A 404 page from a proxy does not mean "gone";
@@ -220,7 +221,7 @@ class SparkPostError(Exception):
     """An API call that failed, with the HTTP status (None when no answer came) and a message.
 
     `from_sparkpost` says the answer was SparkPost's own JSON error body; only then is its status a
-    fact about the tracking domain (see `sparkpost_said`).
+    fact about the domain (see `sparkpost_said`).
     """
 
     def __init__(
@@ -260,7 +261,7 @@ class SparkPostError(Exception):
 
     @property
     def is_not_found(self) -> bool:
-        """SparkPost's own 404: the tracking domain does not exist (in this account or subaccount)."""
+        """SparkPost's own 404: the domain does not exist (in this account or subaccount)."""
         return self.sparkpost_said(404)
 
 
@@ -275,7 +276,7 @@ def _check_api_key(api_key: str) -> str:
 
 
 class SparkPostClient:
-    """Tracking Domains API client bound to one account (and optionally one subaccount)."""
+    """Tracking and Sending Domains API client bound to one account (and optionally one subaccount)."""
 
     def __init__(
         self,
@@ -374,6 +375,24 @@ class SparkPostClient:
         path = _domain_path(domain) + "/certificate/enable"
         return _results_dict(self._call("POST", path), "POST", path)
 
+    def retrieve_sending_domain(self, domain: str) -> dict[str, Any]:
+        """GET /sending-domains/{domain}: the object, without its `domain` field (sending-domains.apib).
+
+        Without the subaccount header SparkPost answers for the primary account and every subaccount, so
+        the caller compares `subaccount_id` with its own scope. SparkPost's 404 means it does not exist here.
+        """
+        path = _sending_domain_path(domain)
+        return _results_dict(self._call("GET", path), "GET", path)
+
+    def update_sending_domain(self, domain: str, *, tracking_domain: str) -> None:
+        """PUT /sending-domains/{domain} with `tracking_domain` alone: "" removes the association.
+
+        Nothing else of the sending domain is sent, so DKIM, bounce and sharing settings stay as they are.
+        400 "is not a registered tracking domain" when SparkPost has no such tracking domain in the
+        sending domain's account or subaccount (they must belong to the same one).
+        """
+        self._call("PUT", _sending_domain_path(domain), body={"tracking_domain": tracking_domain})
+
     # --- the one place that speaks HTTP -----------------------------------------------------
 
     def _call(
@@ -452,6 +471,10 @@ class SparkPostClient:
 
 def _domain_path(domain: str) -> str:
     return "/tracking-domains/" + quote(domain, safe="")
+
+
+def _sending_domain_path(domain: str) -> str:
+    return "/sending-domains/" + quote(domain, safe="")
 
 
 def _results_dict(results: Any, method: str, path: str) -> dict[str, Any]:

@@ -1,0 +1,364 @@
+"""`SendingDomainTrackingProvider`: the dynamic provider behind `SendingDomainTracking`, the association of
+one SparkPost sending domain with one tracking domain (the sending domain's `tracking_domain` field).
+
+SparkPost uses a tracking domain only as a default or through this association (tracking-domains.apib,
+"Association to Sending Domains and Defaults"). The sending domain is not ours: it exists before the
+stack and after it. So the provider touches one field of it, and gives it back:
+
+- create reads the sending domain, refuses one of another owner with a message saying what to do,
+  records its `tracking_domain` as found (`previous_tracking_domain`, "" for none), then points it at
+  the tracking domain, but only once that is ready (verified and secure): until then the sending
+  domain keeps what it had, and a later `pulumi up`, after the registrar step, makes the association;
+- diff makes no API call; read records what SparkPost has now, so drift shows on refresh and the next
+  `pulumi up` repairs it; delete puts the value found back ("" removes the association);
+- every PUT carries `tracking_domain` alone: DKIM, bounce and sharing settings are never sent.
+
+This module's path is part of every stack's state (the provider is pickled by reference into
+`__provider`): `components.sparkpost.sending_domain_provider.SendingDomainTrackingProvider` must stay
+importable here. The pickle carries no attributes (`__reduce__`); the key comes from `configure()` or
+`SPARKPOST_API_KEY` (provider_base.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
+from pulumi.runtime.rpc import UNKNOWN
+
+from components.sparkpost.client import SparkPostClient, SparkPostError, normalize_base_url
+from components.sparkpost.provider_base import (
+    SparkPostProvider,
+    differs,
+    endpoint_differs,
+    parse_bool,
+    parse_domain,
+    parse_subaccount,
+    scope,
+    scope_differs,
+    scope_name,
+)
+
+log = logging.getLogger(__name__)
+
+INPUT_KEYS = ("sending_domain", "tracking_domain", "subaccount", "api_url", "ready")
+NOT_REGISTERED = "is not a registered tracking domain"  # SparkPost's 400 (sending-domains.apib, Update)
+
+
+class SendingDomainTrackingProvider(SparkPostProvider):
+    """Point one sending domain at one tracking domain once it is ready; give the old value back on delete."""
+
+    missing_key = (
+        "SparkPost API key missing: run `pulumi config set --secret sparkpost:apiKey <key>` (or export "
+        "SPARKPOST_API_KEY) with a key granted 'Tracking Domains: Read/Write' and 'Sending Domains: Read/Write'"
+    )
+
+    def __reduce__(self) -> tuple[type[SendingDomainTrackingProvider], tuple[()]]:
+        # Pickle as "the class, no state": whatever configure() stored can never reach __provider.
+        return (SendingDomainTrackingProvider, ())
+
+    # --- engine entry points ------------------------------------------------------------------
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs, failures = validate_inputs(news)
+        return CheckResult(inputs, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # No API call: the recorded outputs (what SparkPost had at the last up or refresh) against the inputs.
+        replaces = [
+            key
+            for key, changed in (
+                ("sending_domain", differs(olds.get("sending_domain"), news.get("sending_domain"))),
+                ("subaccount", scope_differs(olds.get("subaccount"), news.get("subaccount"))),
+                ("endpoint", endpoint_differs(olds.get("endpoint"), self._endpoint_or_unknown(news))),
+            )
+            if changed
+        ]
+        updates = [key for key in ("tracking_domain", "ready") if differs(olds.get(key), news.get(key))]
+        if (olds.get("current_tracking_domain") or "") != _wanted(news, olds):
+            # Not pointing where it should (drift found by a refresh, or still to be made): repair it.
+            updates.append("current_tracking_domain")
+        return DiffResult(
+            changes=bool(replaces or updates),
+            replaces=replaces,
+            # The old association gives its value back before the new one reads what the domain has.
+            delete_before_replace=bool(replaces),
+        )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        sending = props["sending_domain"]
+        client = self._client(props)
+        live = self._sending_domain(client, props)
+        previous = _tracking_of(live)
+        wanted = _wanted(props, {"previous_tracking_domain": previous})
+        if wanted != previous:
+            try:
+                _point(client, props, wanted)
+            except _PutFailedError as failed:
+                if failed.cause.maybe_applied:
+                    _undo(client, sending, previous, failed)  # SparkPost may have carried it out: put it back
+                raise RuntimeError(str(failed)) from None
+        return CreateResult(sending, self._outputs(props, previous=previous, current=wanted))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        previous = olds.get("previous_tracking_domain") or ""
+        current = olds.get("current_tracking_domain") or ""
+        wanted = _wanted(news, olds)
+        if wanted != current:
+            try:
+                _point(self._client(news), news, wanted)
+            except _PutFailedError as failed:
+                raise RuntimeError(str(failed)) from None
+        return UpdateResult(self._outputs(news, previous=previous, current=wanted))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        importing = props.get("sending_domain") is None  # an id alone: record it as found
+        try:
+            sending = parse_domain(props.get("sending_domain") or id_)
+        except ValueError as exc:
+            raise RuntimeError(f"cannot read sending domain {id_!r}: the id {exc}") from None
+        client = self._client(props)
+        try:
+            live = client.retrieve_sending_domain(sending)
+        except SparkPostError as err:
+            if err.is_not_found:
+                return ReadResult("", {})  # SparkPost says it is gone: so is its association
+            raise _failure(f"refresh sending domain {sending}", err) from None
+        if _owner(live, client) != client.subaccount:
+            return ReadResult("", {})  # not the sending domain this stack associated (another owner's now)
+        current = _tracking_of(live)
+        if importing:
+            props = {"sending_domain": sending, "tracking_domain": current, "subaccount": client.subaccount}
+            props.update(api_url=None, ready=bool(current), previous_tracking_domain=current)
+        outs = self._outputs(props, previous=props.get("previous_tracking_domain") or "", current=current)
+        # The inputs stay as recorded: what the program asks for did not change, so the next up repairs drift.
+        return ReadResult(sending, outs, {key: props.get(key) for key in INPUT_KEYS})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        sending = props["sending_domain"]
+        previous = props.get("previous_tracking_domain") or ""
+        if (props.get("current_tracking_domain") or "") == previous:
+            return  # never associated (or already as found): nothing to give back, no call
+        client = self._client(props)
+        try:
+            client.update_sending_domain(sending, tracking_domain=previous)
+        except SparkPostError as err:
+            if err.is_not_found:
+                return  # SparkPost's own 404: the sending domain is gone, nothing to give back
+            if not (previous and _not_registered(err)):
+                raise _failure(
+                    f"give sending domain {sending} its tracking domain back ({_named(previous)})", err
+                ) from None
+            # The tracking domain it had before is gone from SparkPost too: remove ours, so the sending
+            # domain falls back to the default, as it would have had it kept the one now deleted.
+            log.warning(
+                "sending domain %s: its previous tracking domain %s no longer exists; removing the association",
+                sending,
+                previous,
+            )
+            try:
+                client.update_sending_domain(sending, tracking_domain="")
+            except SparkPostError as again:
+                if not again.is_not_found:
+                    raise _failure(f"remove the tracking domain of sending domain {sending}", again) from None
+
+    # --- the work -----------------------------------------------------------------------------
+
+    def _sending_domain(self, client: SparkPostClient, props: dict[str, Any]) -> dict[str, Any]:
+        """The live sending domain, if it is in the tracking host's account or subaccount; else a clear error."""
+        sending, tracking = props["sending_domain"], props["tracking_domain"]
+        try:
+            live = client.retrieve_sending_domain(sending)
+        except SparkPostError as err:
+            if not err.is_not_found:
+                raise _failure(f"read sending domain {sending}", err) from None
+            raise RuntimeError(self._not_found(client, props)) from None
+        owner = _owner(live, client)
+        if owner == client.subaccount:
+            return live
+        if owner is None and live.get("shared_with_subaccounts") is True:
+            raise RuntimeError(
+                f"sending domain {sending} belongs to the primary account (shared with subaccounts), but tracking "
+                f"host {tracking} is in subaccount {client.subaccount}: SparkPost associates a sending domain only "
+                "with a tracking domain of its own account or subaccount. List it under a tracking host without "
+                f"`subaccount` (the primary account's), or remove it from sendingDomains of {tracking}. "
+                "Nothing was changed."
+            )
+        raise _wrong_owner(sending, tracking, owner, client)
+
+    def _not_found(self, client: SparkPostClient, props: dict[str, Any]) -> str:
+        """Why SparkPost's 404: in a subaccount, look once in the whole account to name the real owner."""
+        sending, tracking = props["sending_domain"], props["tracking_domain"]
+        if client.subaccount is not None:
+            try:
+                whole = self._client(dict(props, subaccount=None))
+                owner = _owner(whole.retrieve_sending_domain(sending), whole)
+            except (SparkPostError, RuntimeError):
+                owner = client.subaccount  # unknown: say only that it is not here
+            if owner != client.subaccount:
+                return str(_wrong_owner(sending, tracking, owner, client))
+        where = "" if client.subaccount is None else f", in subaccount {client.subaccount}"
+        return (
+            f"sending domain {sending} does not exist in SparkPost ({scope_name(client.subaccount)}, "
+            f"{client.base_url}): this program associates tracking hosts with sending domains that exist, it does "
+            f"not create them. Add {sending} in the SparkPost app (Configuration > Sending Domains{where}), or "
+            f"remove it from sendingDomains of {tracking}. Nothing was changed."
+        )
+
+    def _outputs(self, props: dict[str, Any], *, previous: str, current: str) -> dict[str, Any]:
+        sending, tracking = props["sending_domain"], props["tracking_domain"]
+        associated = current == tracking
+        message = ""
+        if not associated:
+            keeps = f"tracking domain {current}" if current else "the default tracking domain"
+            message = (
+                f"{sending} is not associated with {tracking} yet: that waits until SparkPost has verified "
+                f"{tracking} and it serves HTTPS, so its links never point at a host that does not work. Until then "
+                f"{sending} keeps {keeps}. Run `pulumi up` again once {tracking} is verified."
+            )
+        return {
+            "sending_domain": sending,
+            "tracking_domain": tracking,
+            "subaccount": scope(props.get("subaccount")),
+            "api_url": props.get("api_url"),
+            "endpoint": self._endpoint(props),
+            "ready": bool(props.get("ready")),
+            "previous_tracking_domain": previous,
+            "current_tracking_domain": current,
+            "associated": associated,
+            "message": message,
+        }
+
+
+# --- validation (check) ----------------------------------------------------------------------
+
+
+def validate_inputs(news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFailure]]:
+    """Normalize the inputs and list every problem, each naming its property. Makes no API call."""
+    failures: list[CheckFailure] = []
+    inputs: dict[str, Any] = {}
+
+    def field(key: str, default: Any, parse: Callable[[Any], Any]) -> None:
+        value = news.get(key, default)
+        if value is None or (isinstance(value, str) and value == UNKNOWN):  # unknown during preview
+            inputs[key] = value
+            return
+        try:
+            inputs[key] = parse(value)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            failures.append(CheckFailure(key, f"{key}: {exc}"))
+
+    for key, example in (("sending_domain", "mail.example.com"), ("tracking_domain", "track.example.com")):
+        if news.get(key) is None:
+            failures.append(CheckFailure(key, f"{key}: missing: give a host name, e.g. '{example}'"))
+        field(key, None, parse_domain)
+    field("subaccount", None, parse_subaccount)
+    field("api_url", None, normalize_base_url)
+    field("ready", False, lambda v: parse_bool(v, "true once the tracking domain is verified and secure"))
+    return inputs, failures
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _wanted(props: dict[str, Any], recorded: dict[str, Any]) -> str:
+    """Where the sending domain should point: the tracking domain once it is ready, else what it had."""
+    if props.get("ready") == UNKNOWN or props.get("tracking_domain") == UNKNOWN:
+        return str(UNKNOWN)
+    if props.get("ready"):
+        return str(props["tracking_domain"])
+    return str(recorded.get("previous_tracking_domain") or "")
+
+
+def _tracking_of(live: dict[str, Any]) -> str:
+    """A sending domain's `tracking_domain` ("" for none), in the spelling tracking domains are compared in."""
+    value = live.get("tracking_domain")
+    return value.strip().rstrip(".").lower() if isinstance(value, str) else ""
+
+
+def _owner(live: dict[str, Any], client: SparkPostClient) -> int | str | None:
+    """Whose a live sending domain is: None (primary), a subaccount id, or "unknown" for an odd field."""
+    raw = live.get("subaccount_id")
+    if raw is None:
+        # "Only available to domains belonging to a subaccount" (sending-domains.apib). A subaccount-scoped
+        # answer without it is that subaccount's own, unless it is the primary account's, shared with it.
+        shared = live.get("shared_with_subaccounts") is True
+        return None if shared else client.subaccount
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != int(raw):
+        return "unknown"
+    return scope(raw)
+
+
+def _not_registered(err: SparkPostError) -> bool:
+    """SparkPost's own 400: the tracking domain does not exist where the sending domain is."""
+    if not err.sparkpost_said(400):
+        return False
+    return any(NOT_REGISTERED in f"{e.get('message', '')} {e.get('description', '')}" for e in err.errors)
+
+
+class _PutFailedError(RuntimeError):
+    def __init__(self, message: str, cause: SparkPostError) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def _point(client: SparkPostClient, props: dict[str, Any], wanted: str) -> None:
+    """PUT the sending domain's `tracking_domain`, with a message that says what to do when it fails."""
+    sending, tracking = props["sending_domain"], props["tracking_domain"]
+    try:
+        client.update_sending_domain(sending, tracking_domain=wanted)
+    except SparkPostError as err:
+        if wanted and _not_registered(err):
+            message = (
+                f"could not associate sending domain {sending} with tracking domain {wanted}: {err}. SparkPost has "
+                f"no tracking domain {wanted} in {scope_name(client.subaccount)}, where {sending} is: a sending "
+                "domain and its tracking domain must belong to the same account or subaccount. Check `subaccount` "
+                f"of the tracking host and where {sending} lives in SparkPost, then run `pulumi up` again."
+            )
+        else:
+            message = str(_failure(f"point sending domain {sending} at {_named(wanted)}", err))
+        if wanted != tracking and wanted:
+            message += f" (It is the tracking domain {sending} had before this stack.)"
+        raise _PutFailedError(message, err) from None
+
+
+def _undo(client: SparkPostClient, sending: str, previous: str, failed: _PutFailedError) -> None:
+    """Keep create transactional: a PUT that may have gone through is put back before create raises."""
+    try:
+        client.update_sending_domain(sending, tracking_domain=previous)
+    except SparkPostError as err:
+        raise RuntimeError(
+            f"{failed} Putting {sending} back as it was failed too ({err}): SparkPost may now associate it with a "
+            f"tracking domain, and this stack does not record that. In SparkPost, set the tracking domain of "
+            f"{sending} back by hand to {_named(previous)} (SparkPost app > Configuration > Sending Domains)."
+        ) from None
+
+
+def _named(tracking: str) -> str:
+    return f"tracking domain {tracking}" if tracking else "no tracking domain"
+
+
+def _wrong_owner(sending: str, tracking: str, owner: int | str | None, client: SparkPostClient) -> RuntimeError:
+    fix = f"`subaccount: {owner}`" if isinstance(owner, int) else "no `subaccount` (the primary account)"
+    return RuntimeError(
+        f"sending domain {sending} belongs to {scope_name(owner)}, but tracking host {tracking} is in "
+        f"{scope_name(client.subaccount)}: SparkPost associates a sending domain only with a tracking domain of "
+        f"the same subaccount. List {sending} under a tracking host with {fix}, or remove it from sendingDomains "
+        f"of {tracking}. Nothing was changed."
+    )
+
+
+def _failure(what: str, err: SparkPostError) -> RuntimeError:
+    if err.from_sparkpost:
+        hint = {
+            401: "check sparkpost:apiKey and that the key belongs to this region's account",
+            403: "grant the key 'Sending Domains: Read/Write'",
+            404: "the sending domain may have been deleted outside Pulumi: run `pulumi refresh`",
+        }.get(err.status or 0, "run `pulumi up` again; if it persists, check SparkPost's status page")
+    elif err.status is not None and not 200 <= err.status < 300:
+        hint = "the answer did not come from SparkPost: fix what is in between (see above), then run `pulumi up` again"
+    else:
+        hint = "run `pulumi up` again; if it persists, check SparkPost's status page"
+    return RuntimeError(f"could not {what}: {err}. What to do: {hint}.")
