@@ -1,9 +1,10 @@
 """`HttpsTracking`: one Cloudflare zone in front of SparkPost's click tracker, with its tracking hosts.
 
 For each zone it manages (or looks up) the Cloudflare zone; for each tracking host a proxied CNAME to
-SparkPost, an SSL rule with mode Full, and the SparkPost tracking domain. Creation runs zone, record,
-SSL rule, tracking domain; `pulumi destroy` runs the other way, because each step depends on the one
-before it.
+SparkPost, an SSL rule with mode Full, the SparkPost tracking domain, and its association with each
+sending domain listed for it. Creation runs zone, record, SSL rule, tracking domain, associations;
+`pulumi destroy` runs the other way, because each step depends on the one before it: an association
+is given back before its tracking domain goes, so no sending domain points at a deleted host.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 
 from components.https_tracking_args import HttpsTrackingArgs, TrackingHostArgs
+from components.sparkpost.sending_domain_tracking import SendingDomainTracking, SendingDomainTrackingArgs
 from components.sparkpost.tracking_domain import TrackingDomain, TrackingDomainArgs
 
 # Cloudflare's "Full": TLS to the origin without validating its certificate. SparkPost's certificate
@@ -29,7 +31,7 @@ class HttpsTracking(pulumi.ComponentResource):
     name_servers: pulumi.Output[Sequence[str]]
     zone_status: pulumi.Output[str]
     hosts: dict[str, pulumi.Output[dict[str, Any]]]
-    """Per tracking host: trackingUrl, verified, default, httpsMode, cnameTarget, tlsStatus, ... ."""
+    """Per tracking host: trackingUrl, verified, default, httpsMode, cnameTarget, tlsStatus, sendingDomains, ... ."""
     next_step: pulumi.Output[str]
 
     def __init__(self, name: str, args: HttpsTrackingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -98,14 +100,23 @@ class HttpsTracking(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=after)),
             )
 
+        self.sending_domain_trackings: dict[str, SendingDomainTracking] = {}
+        for host in args.hosts:
+            if host.sending_domains:
+                self._associate(host, args, child)
+
         # A plain dict of per-host Outputs, each built from scalars. An Output holding a dict is
         # deep-walked (an Output per nested value) every time it enters Output.all: at 500 hosts that
         # was a third of the program's evaluation time (bench/run.py, section a).
         self.hosts = {host.domain: self._host_outputs(host, args) for host in args.hosts}
         domains = [host.domain for host in args.hosts]
         messages = [self.tracking_domains[d].message for d in domains]
+        # SparkPost uses a tracking domain only as a default or associated with a sending domain.
+        unused = [host.domain for host in args.hosts if not host.default and not host.sending_domains]
         self.next_step = pulumi.Output.all(self.zone_status, self.name_servers, *messages).apply(
-            lambda values: next_step(args.zone, values[0], values[1], dict(zip(domains, values[2:], strict=True)))
+            lambda values: next_step(
+                args.zone, values[0], values[1], dict(zip(domains, values[2:], strict=True)), unused=unused
+            )
         )
         self._warn_while_pending()
         self.register_outputs(
@@ -118,9 +129,34 @@ class HttpsTracking(pulumi.ComponentResource):
             }
         )
 
+    def _associate(self, host: TrackingHostArgs, args: HttpsTrackingArgs, child: pulumi.ResourceOptions) -> None:
+        """One association per sending domain of the host, made once its tracking domain is ready.
+
+        Each depends on the tracking domain: created after it, and on destroy given back before it goes.
+        """
+        td = self.tracking_domains[host.domain]
+        # Ready: links on this host work over HTTPS. A managed host also needs its certificate issued.
+        ready = pulumi.Output.all(td.verified, td.secure, td.tls_status).apply(
+            lambda v: bool(v[0]) and bool(v[1]) and (not host.managed or v[2] == "valid")
+        )
+        for sending in host.sending_domains:
+            self.sending_domain_trackings[sending] = SendingDomainTracking(
+                f"{sending}-tracking",
+                SendingDomainTrackingArgs(
+                    sending_domain=sending,
+                    tracking_domain=td.domain,
+                    ready=ready,
+                    subaccount=host.subaccount,
+                    api_url=args.sparkpost_api_url,
+                ),
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[td])),
+            )
+
     def _host_outputs(self, host: TrackingHostArgs, args: HttpsTrackingArgs) -> pulumi.Output[dict[str, Any]]:
         td = self.tracking_domains[host.domain]
         fields = ("trackingUrl", "verified", "default", "tlsStatus", "certificateExpiresAt", "message", "cnameTarget")
+        sending = list(host.sending_domains)
+        associated = [self.sending_domain_trackings[s].associated for s in sending]
         return pulumi.Output.all(
             td.tracking_url,
             td.verified,
@@ -129,7 +165,15 @@ class HttpsTracking(pulumi.ComponentResource):
             td.certificate_expires_at,
             td.message,
             args.cname_target_of(host),
-        ).apply(lambda values: {"httpsMode": host.https_mode, **dict(zip(fields, values, strict=True))})
+            *associated,
+        ).apply(
+            lambda values: {
+                "httpsMode": host.https_mode,
+                **dict(zip(fields, values[: len(fields)], strict=True)),
+                # The sending domains whose mail uses this host now (an association waits for verification).
+                "sendingDomains": [s for s, on in zip(sending, values[len(fields) :], strict=True) if on],
+            }
+        )
 
     def _ssl_rules(
         self, name: str, args: HttpsTrackingArgs, child: pulumi.ResourceOptions
@@ -188,10 +232,18 @@ class HttpsTracking(pulumi.ComponentResource):
         self.next_step.apply(lambda step: pulumi.log.warn(step, resource=self) if not step.startswith("Done") else None)
 
 
-def next_step(zone: str, status: str, name_servers: Sequence[str] | None, messages: dict[str, str]) -> str:
+def next_step(
+    zone: str,
+    status: str,
+    name_servers: Sequence[str] | None,
+    messages: dict[str, str],
+    *,
+    unused: Sequence[str] = (),
+) -> str:
     """What the operator does next for this zone: delegate it, wait for SparkPost, or nothing.
 
-    `messages` maps each tracking host to its provider's pending message ("" when done).
+    `messages` maps each tracking host to its provider's pending message ("" when done); `unused` lists
+    the hosts that are neither a default nor associated with a sending domain.
     """
     if status == "pending":
         return (
@@ -204,5 +256,18 @@ def next_step(zone: str, status: str, name_servers: Sequence[str] | None, messag
         return (
             f"Zone {zone} is {status}; waiting for SparkPost to verify {', '.join(waiting)}. When "
             f"https://{waiting[0]}/f/a/b/c/d answers 302, run `pulumi up` again (or set verifyTimeout)."
+            + _unused_note(unused)
         )
-    return f"Done: HTTPS tracking is live for {', '.join(sorted(messages))}."
+    return f"Done: HTTPS tracking is live for {', '.join(sorted(messages))}." + _unused_note(unused)
+
+
+def _unused_note(unused: Sequence[str]) -> str:
+    if not unused:
+        return ""
+    hosts = sorted(unused)
+    verb = "is" if len(hosts) == 1 else "are"
+    return (
+        f" {', '.join(hosts)} {verb} configured but unused: SparkPost uses a tracking domain only as the default of "
+        "its account (or subaccount) or associated with a sending domain; set `default: true`, or list the sending "
+        "domains whose mail it tracks under `sendingDomains`."
+    )

@@ -22,6 +22,7 @@ RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 PAGE_RULE = "cloudflare:index/pageRule:PageRule"
 RULESET = "cloudflare:index/ruleset:Ruleset"
 TRACKING_DOMAIN = "pulumi-python:dynamic/sparkpost:TrackingDomain"
+SENDING_DOMAIN_TRACKING = "pulumi-python:dynamic/sparkpost:SendingDomainTracking"
 COMPONENT = "https-tracking:index:HttpsTracking"
 GET_ZONE = "cloudflare:index/getZone:getZone"
 NAME_SERVERS = ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"]
@@ -60,6 +61,8 @@ class CloudMocks(pulumi.runtime.Mocks):
             "certificate_expires_at": "",
         }
     )
+    previous_tracking_domain: str = ""
+    """What a sending domain's tracking_domain was before its association (SendingDomainTracking)."""
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -72,6 +75,17 @@ class CloudMocks(pulumi.runtime.Mocks):
             state["tracking_url"] = f"https://{args.inputs['domain']}"
             state["default"] = bool(args.inputs.get("default")) and bool(self.tracking_outputs.get("verified"))
             return args.inputs["domain"], state
+        if args.typ == SENDING_DOMAIN_TRACKING:
+            # Like the provider: associated once the tracking domain is ready, else as it was found.
+            ready = bool(args.inputs.get("ready"))
+            current = args.inputs["tracking_domain"] if ready else self.previous_tracking_domain
+            state.update(
+                previous_tracking_domain=self.previous_tracking_domain,
+                current_tracking_domain=current,
+                associated=current == args.inputs["tracking_domain"],
+                message="" if ready else "not associated yet",
+            )
+            return args.inputs["sending_domain"], state
         return fake_id(args.typ, args.name), state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:

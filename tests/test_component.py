@@ -13,6 +13,7 @@ from pulumi_mocks import (
     PAGE_RULE,
     RECORD,
     RULESET,
+    SENDING_DOMAIN_TRACKING,
     TRACKING_DOMAIN,
     ZONE,
     RecordingMonitor,
@@ -193,6 +194,7 @@ def test_outputs_and_subaccount(pulumi_mocks: RecordingMonitor) -> Any:
                 "tlsStatus": "",
                 "certificateExpiresAt": "",
                 "message": "",
+                "sendingDomains": [],
             }
         }
         assert step.startswith("Zone example.com is pending") and "ada.ns.cloudflare.com" in step
@@ -278,6 +280,110 @@ def test_next_step_says_what_to_do() -> None:
     assert "https://track.example.com/f/a/b/c/d answers 302" in waiting
     done = next_step("example.com", "active", NAME_SERVERS, {"track.example.com": ""})
     assert done == "Done: HTTPS tracking is live for track.example.com."
+
+
+# --- sending domains associated with their tracking host (issue 13) ---------------------------------
+
+BRANDS = [
+    TrackingHostArgs("track.example.com", default=True, sending_domains=("mail.example.com", "news.example.com")),
+    TrackingHostArgs("click.example.com", subaccount=4, sending_domains=("example.org",)),
+]
+
+
+@pulumi.runtime.test
+def test_each_sending_domain_is_associated_after_its_tracking_domain(pulumi_mocks: RecordingMonitor) -> Any:
+    component = build(hosts=BRANDS)
+
+    def check() -> None:
+        m = pulumi_mocks
+        parent = m.of_type(COMPONENT)[0].urn
+        associations = {r.name: r for r in m.of_type(SENDING_DOMAIN_TRACKING)}
+        assert sorted(associations) == [
+            "example.org-tracking",
+            "mail.example.com-tracking",
+            "news.example.com-tracking",
+        ]
+        order = [r.urn for r in m.registrations]
+        for name, host, subaccount in (
+            ("mail.example.com", "track.example.com", None),
+            ("news.example.com", "track.example.com", None),
+            ("example.org", "click.example.com", 4),
+        ):
+            association, td = associations[f"{name}-tracking"], m.named(f"{host}-tracking-domain")
+            assert association.parent == parent
+            # Created after its tracking domain, and so, on destroy, given back before that goes.
+            assert td.urn in association.dependencies
+            assert order.index(td.urn) < order.index(association.urn)
+            assert {
+                k: association.inputs.get(k) for k in ("sending_domain", "tracking_domain", "ready", "api_url")
+            } == {
+                "sending_domain": name,
+                "tracking_domain": host,
+                "ready": True,  # the mocks' tracking domains are verified and secure
+                "api_url": API,
+            }
+            assert association.inputs.get("subaccount") == subaccount
+
+    return settled(component, then=check)
+
+
+@pulumi.runtime.test
+def test_outputs_list_the_sending_domains_that_use_each_host(pulumi_mocks: RecordingMonitor) -> Any:
+    pulumi_mocks.cloud.zone_status = "active"
+    component = build(hosts=[*BRANDS, TrackingHostArgs("go.example.com")])
+
+    def check(values: list[Any]) -> None:
+        outputs, step = values
+        assert outputs["track.example.com"]["sendingDomains"] == ["mail.example.com", "news.example.com"]
+        assert outputs["click.example.com"]["sendingDomains"] == ["example.org"]
+        assert outputs["go.example.com"]["sendingDomains"] == []
+        assert step.startswith("Done: HTTPS tracking is live for click.example.com, go.example.com, track.example.com.")
+        assert "go.example.com is configured but unused" in step  # neither a default nor associated
+        assert "click.example.com is configured" not in step and "track.example.com is configured" not in step
+
+    return pulumi.Output.all(pulumi.Output.all(**component.hosts), component.next_step).apply(check)
+
+
+@pulumi.runtime.test
+def test_an_association_waits_until_its_host_is_verified(pulumi_mocks: RecordingMonitor) -> Any:
+    pulumi_mocks.cloud.tracking_outputs["verified"] = False
+    component = build(hosts=BRANDS[:1])
+
+    def check(outputs: dict[str, Any]) -> None:
+        assert {r.inputs["ready"] for r in pulumi_mocks.of_type(SENDING_DOMAIN_TRACKING)} == {False}
+        assert outputs["track.example.com"]["sendingDomains"] == []
+
+    return settled(component, then=lambda: None).apply(lambda _: pulumi.Output.all(**component.hosts).apply(check))
+
+
+@pulumi.runtime.test
+def test_a_managed_host_is_ready_only_with_its_certificate_valid(pulumi_mocks: RecordingMonitor) -> Any:
+    pulumi_mocks.cloud.tracking_outputs["tls_status"] = "pending"
+    hosts = [
+        TrackingHostArgs("track.example.com", sending_domains=("mail.example.com",)),
+        TrackingHostArgs("m.example.com", https_mode="managed", sending_domains=("news.example.com",)),
+    ]
+    component = build(hosts=hosts)
+
+    def check() -> None:
+        ready = {r.inputs["sending_domain"]: r.inputs["ready"] for r in pulumi_mocks.of_type(SENDING_DOMAIN_TRACKING)}
+        assert ready == {"mail.example.com": True, "news.example.com": False}
+
+    return settled(component, then=check)
+
+
+def test_next_step_names_hosts_configured_but_unused() -> None:
+    done = next_step(
+        "example.com", "active", NAME_SERVERS, {"a.example.com": "", "b.example.com": ""}, unused=["b.example.com"]
+    )
+    assert done.startswith("Done: HTTPS tracking is live for a.example.com, b.example.com. b.example.com is configured")
+    assert "configured but unused: SparkPost uses a tracking domain only as the default of its account" in done
+    assert "set `default: true`, or list the sending domains whose mail it tracks under `sendingDomains`" in done
+    waiting = next_step(
+        "example.com", "active", NAME_SERVERS, {"a.example.com": "x"}, unused=["c.example.com", "b.example.com"]
+    )
+    assert "b.example.com, c.example.com are configured but unused" in waiting
+    assert "unused" not in next_step("example.com", "active", NAME_SERVERS, {"a.example.com": ""})
 
 
 def _assert(condition: bool) -> None:

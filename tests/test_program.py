@@ -16,6 +16,7 @@ from pulumi_mocks import (
     PAGE_RULE,
     RECORD,
     RULESET,
+    SENDING_DOMAIN_TRACKING,
     TRACKING_DOMAIN,
     ZONE,
     RecordingMonitor,
@@ -205,3 +206,41 @@ def test_program_warns_about_page_rule_quota(pulumi_mocks: RecordingMonitor, cap
         run()
     assert any("4 page rules in zone example.com" in r.getMessage() for r in caplog.records)
     assert any("Zone example.com is pending" in r.getMessage() for r in caplog.records)
+
+
+def readme_brands_example() -> dict[str, Any]:
+    """The YAML of README's "Several brands" section: the multi-brand stack it shows."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Several brands: sending domains and their tracking hosts\n", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config: dict[str, Any] = yaml.safe_load(block)["config"]
+    return config
+
+
+@pulumi.runtime.test
+def test_the_readme_multi_brand_example_associates_each_brand_with_its_host(pulumi_mocks: RecordingMonitor) -> Any:
+    example = readme_brands_example()
+    set_config({"https-tracking:zone": None, "https-tracking:trackingDomains": None, **example})
+    pulumi_mocks.cloud.zone_status = "active"
+    run_program()
+    outputs = exports()
+
+    def check(values: list[Any]) -> None:
+        tracking, next_steps = values
+        associations = {
+            r.inputs["sending_domain"]: r.inputs["tracking_domain"]
+            for r in pulumi_mocks.of_type(SENDING_DOMAIN_TRACKING)
+        }
+        assert associations == {
+            "mail.brand-a.com": "track.brand-a.com",
+            "mail.brand-b.com": "track.brand-b.com",
+            "news.brand-b.com": "track.brand-b.com",
+        }
+        assert tracking["track.brand-a.com"]["sendingDomains"] == ["mail.brand-a.com"]
+        assert tracking["track.brand-b.com"]["sendingDomains"] == ["mail.brand-b.com", "news.brand-b.com"]
+        assert next_steps == {
+            "brand-a.com": "Done: HTTPS tracking is live for track.brand-a.com.",
+            "brand-b.com": "Done: HTTPS tracking is live for track.brand-b.com.",  # associated: not "unused"
+        }
+
+    return pulumi.Output.all(outputs["trackingDomains"], outputs["nextSteps"]).apply(check)
