@@ -12,6 +12,11 @@ A row with a target that it misses is marked MISSED, listed under the table, and
     latency, vs N x 20 ms x calls / W (W: requests the host really serves at once, measured);
 (e) the check command on 100 hosts (NSD + TLS responder with 50 ms latency) vs the slowest host alone,
     and its start-up (`python -m components check --help`) vs `python -c "import requests, dns.resolver"`.
+(f) the real engine (tools/pulumi-toolchain): `pulumi preview` and a no-op `pulumi up` at 1, 10 and 100
+    hosts vs the same command on the bare program in the same run, and `pulumi up` creating 100 hosts
+    with 20 ms API latency vs its floor: a no-op up of the same stack plus the calls on the critical
+    path (zone, getZone, records, ruleset; then 2 SparkPost calls per host, 4 at a time in the
+    dynamic-provider host).
 (g) verifyTimeout shared by a whole `pulumi up`: N unverified hosts updated at once through the provider
     host vs one such host alone, and an unrelated call made while they wait vs the same call idle.
 """
@@ -40,6 +45,10 @@ from sparkpost_emulator import SparkPostEmulator  # noqa: E402
 from components.check.cli import CheckOptions, HostExpectation, check_hosts  # noqa: E402
 from components.check.expectations import NameServerSource  # noqa: E402
 from components.sparkpost.provider import TrackingDomainProvider  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from engine_stacks import engine_stack  # noqa: E402
+from pulumi_cli import toolchain_directory  # noqa: E402
 
 KEY = "bench-key-0123456789"
 ROWS: list[tuple[str, str, str, str]] = []  # section, measure, value, against the floor / target
@@ -275,6 +284,52 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def real_engine(sizes: list[int], repeats: int, create_hosts: int = 100, latency: float = 0.02) -> None:
+    """(f) The CLI and engine for real: what the program costs on top of the same resources registered bare."""
+    toolchain = toolchain_directory()
+    for n in sizes:
+        timings: dict[str, dict[str, float]] = {}
+        for mode in ("bare", "program"):
+            with engine_stack(toolchain, mode, n) as stack:
+                stack.converge()
+                stack.sparkpost.reset_log()
+                timings[mode] = {
+                    "preview": min(stack.timed("preview", "--expect-no-changes") for _ in range(repeats)),
+                    "no-op up": min(
+                        stack.timed("up", "--yes", "--skip-preview", "--expect-no-changes") for _ in range(repeats)
+                    ),
+                }
+                assert stack.sparkpost.log == []  # a converged stack: no SparkPost call at all
+        for command in ("preview", "no-op up"):
+            program, bare = timings["program"][command], timings["bare"][command]
+            row(
+                "f",
+                f"pulumi {command}, {n} hosts",
+                f"{program:.2f} s",
+                f"{program / bare:.2f} x bare ({bare:.2f} s) (target <= 1.2)",
+                target=(program / bare, 1.2),
+            )
+    with engine_stack(toolchain, "program", create_hosts) as stack:
+        stack.converge()
+        overhead = min(stack.timed("up", "--yes", "--skip-preview", "--expect-no-changes") for _ in range(repeats))
+    with engine_stack(toolchain, "program", create_hosts, latency=latency) as stack:
+        stack.sparkpost.state.verifiable.update(stack.hosts)
+        wall = stack.timed("up", "--yes", "--skip-preview")
+        assert len(stack.sparkpost.state.domains) == create_hosts
+    zones = -(-create_hosts // 50)
+    # zone POST, getZone, records (at once), ruleset; then POST + verify per host, 4 at a time.
+    critical = latency * (4 + 2 * -(-create_hosts // 4))
+    floor = overhead + critical
+    row(
+        "f",
+        f"pulumi up creating {create_hosts} hosts ({zones} zones), {latency * 1000:.0f} ms latency",
+        f"{wall:.2f} s",
+        f"{wall / floor:.2f} x floor {floor:.2f} s = no-op up {overhead:.2f} s + critical path {critical:.2f} s"
+        " (target <= 1.5)",
+        target=(wall / floor, 1.5),
+    )
+
+
 def shared_verification_wait(n: int = 16, timeout: float = 2.0) -> None:
     """(g) N hosts that cannot verify yet, updated at once with verifyTimeout: about one timeout in total."""
 
@@ -337,6 +392,7 @@ def main() -> int:
     provider_throughput()
     check_startup(repeats)
     check_command(1 if quick else 5)  # cheap runs: more of them find a quiet moment on shared cores
+    real_engine([1, 10, 100], repeats)
     shared_verification_wait()
     if quick:
         print("--quick: every figure measured once (not best of 3), program sizes up to 100 hosts")
