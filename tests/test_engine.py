@@ -137,7 +137,13 @@ def test_the_whole_life_of_a_stack(stack: Stack) -> None:
     stack.registrar_step(TRACK, CLICK)
     project.up()
     done = project.outputs()
-    assert done["nextSteps"]["example.com"] == f"Done: HTTPS tracking is live for {CLICK}, {TRACK}."
+    assert done[
+        "nextSteps"
+    ][
+        "example.com"
+    ].startswith(
+        f"Done: HTTPS tracking is live for {CLICK}, {TRACK}. {CLICK} is configured but unused"  # not default, no sendingDomains
+    )
     live = sparkpost.state.domains[TRACK]
     assert (live["status"]["verified"], live["secure"], live["default"]) == (True, True, True)
     sparkpost.reset_log()
@@ -321,3 +327,62 @@ def test_the_check_command_reads_the_real_stacks_outputs(stack: Stack, dns_serve
     (delegation,) = [p for p in report["probes"] if p["probe"] == "delegation"]
     assert delegation["status"] == "fail"
     assert all(name in delegation["error"] for name in expected), delegation
+
+
+def test_sending_domains_follow_their_tracking_hosts(stack: Stack) -> None:
+    # 11. Two hosts, each associated with a sending domain; one of them already used another tracking domain.
+    project, sparkpost = stack.project, stack.sparkpost
+    mail, news, old = "mail.example.com", "news.example.com", "old.example.com"
+    sparkpost.add_domain(old, secure=False, verified=True)  # what mail.example.com used before this stack
+    sparkpost.add_sending_domain(mail, tracking_domain=old)
+    sparkpost.add_sending_domain(news, is_default_bounce_domain=True)
+    found = json.loads(json.dumps(sparkpost.state.sending_domains))
+    stack.configure(
+        [{"domain": TRACK, "default": True, "sendingDomains[0]": mail}, {"domain": CLICK, "sendingDomains[0]": news}]
+    )
+    sending_puts = r"/api/v1/sending-domains/[\w.]+"
+
+    # The first up reads and records each sending domain; the hosts are not verified, so nothing is changed.
+    project.up()
+    assert sparkpost.calls("PUT", sending_puts) == [] and sparkpost.state.sending_domains == found
+    assert project.outputs()["trackingDomains"][TRACK]["sendingDomains"] == []
+
+    # After the registrar step the next up verifies the hosts and associates each brand's sending domain.
+    stack.registrar_step(TRACK, CLICK)
+    project.up()
+    live = sparkpost.state.sending_domains
+    assert (live[mail]["tracking_domain"], live[news]["tracking_domain"]) == (TRACK, CLICK)
+    puts = {r.path.rsplit("/", 1)[1]: r.body for r in sparkpost.calls("PUT", sending_puts)}
+    assert puts == {mail: {"tracking_domain": TRACK}, news: {"tracking_domain": CLICK}}  # that field alone
+    outputs = project.outputs()
+    assert outputs["trackingDomains"][TRACK]["sendingDomains"] == [mail]
+    assert outputs["trackingDomains"][CLICK]["sendingDomains"] == [news]
+    assert outputs["nextSteps"]["example.com"] == f"Done: HTTPS tracking is live for {CLICK}, {TRACK}."
+
+    # A converged stack: preview and up make no SparkPost call.
+    sparkpost.reset_log()
+    project.run("preview", "--expect-no-changes")
+    project.up("--expect-no-changes")
+    assert sparkpost.log == []
+
+    # Someone re-points a sending domain in the SparkPost app: refresh shows it, the next up repairs it.
+    live[news]["tracking_domain"] = old
+    refreshed = project.run("refresh", "--yes").stdout
+    assert re.search(
+        r"~\s+pulumi-python:dynamic/sparkpost:SendingDomainTracking\s+news\.example\.com-tracking", refreshed
+    )
+    assert project.run("preview", "--expect-no-changes", check=False).returncode != 0
+    sparkpost.reset_log()
+    project.up()
+    assert live[news]["tracking_domain"] == CLICK
+    assert [r.body for r in sparkpost.calls("PUT", sending_puts)] == [{"tracking_domain": CLICK}]
+    project.run("preview", "--expect-no-changes")
+
+    # destroy gives every sending domain back exactly as found, each before its tracking domain goes.
+    sparkpost.reset_log()
+    project.run("destroy", "--yes")
+    assert sparkpost.state.sending_domains == found
+    writes = [(r.method, r.path.rsplit("/", 1)[1]) for r in sparkpost.log if r.method in ("PUT", "DELETE")]
+    assert writes.index(("PUT", mail)) < writes.index(("DELETE", TRACK))
+    assert writes.index(("PUT", news)) < writes.index(("DELETE", CLICK))
+    assert set(sparkpost.state.domains) == {old} and project.resources() == []
