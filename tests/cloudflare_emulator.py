@@ -39,6 +39,7 @@ emulator itself answers 400 and is kept in `internal_errors`.
 
 from __future__ import annotations
 
+import argparse
 import collections.abc
 import copy
 import hashlib
@@ -48,14 +49,13 @@ import re
 import secrets
 import socket
 import sys
-import threading
 import time
 import traceback
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,6 +66,7 @@ from cloudflare.types.page_rules import page_rule_create_params, page_rule_edit_
 from cloudflare.types.rulesets import phase_update_params, ruleset_create_params, ruleset_update_params
 from cloudflare.types.rulesets.phase import Phase
 from cloudflare.types.zones import zone_create_params, zone_edit_params
+from loopback_api import LoopbackApi, serve_until_interrupted, standalone_parser
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 API_PREFIX = "/client/v4"
@@ -86,24 +87,6 @@ _ZONE_PHASES: frozenset[str] = frozenset(get_args(Phase))
 
 
 # --- faults and the request log ------------------------------------------------------------------
-
-
-@dataclass
-class Fault:
-    """One injected misbehaviour. kind: status | drop | slow | apply-then-fail."""
-
-    kind: str = "status"
-    status: int = 500
-    retry_after: str | None = None
-    delay: float = 0.0
-
-
-@dataclass
-class _Armed:
-    method: str
-    path: re.Pattern[str]
-    fault: Fault
-    remaining: int
 
 
 @dataclass
@@ -269,57 +252,24 @@ def _validated(params: Any, body: Any, family: str) -> dict[str, Any]:
 # --- the emulator -----------------------------------------------------------------------------------
 
 
-class CloudflareEmulator:
+class CloudflareEmulator(LoopbackApi[LoggedRequest]):
     """Start with `with CloudflareEmulator(token) as cf:`; `cf.url` is the API base URL."""
 
+    api_prefix = API_PREFIX
+
     def __init__(self, token: str, *, latency: float = 0.0, port: int = 0) -> None:
+        super().__init__(_handler_for, latency=latency, port=port)
         self.token = token
-        self.latency = latency
-        self.log: list[LoggedRequest] = []
-        self.in_flight = 0
-        self.max_in_flight = 0  # the most requests served at once: what a client really runs in parallel
         self.internal_errors: list[str] = []  # tracebacks of emulator bugs (answered 400, never 5xx)
         self._zones: dict[str, dict[str, Any]] = {}
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
         self._pagerules: dict[str, list[dict[str, Any]]] = {}  # per zone, lowest priority first
         self._rulesets: dict[str, dict[str, dict[str, Any]]] = {}
-        self._faults: list[_Armed] = []
-        self._lock = threading.RLock()
-        self._server = _QuietServer(("127.0.0.1", port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{API_PREFIX}"
 
     def __enter__(self) -> CloudflareEmulator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return super().__enter__()  # type: ignore[no-any-return]
 
     # --- steering ----------------------------------------------------------------------------
-
-    def fail_next(self, method: str, path: str, fault: Fault, times: int = 1) -> None:
-        """Answer the next `times` requests matching `method` and the regex `path` (after /client/v4)."""
-        with self._lock:
-            self._faults.append(_Armed(method, re.compile(path + "$"), fault, times))
-
-    def calls(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
-        with self._lock:
-            return [
-                r
-                for r in self.log
-                if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))
-            ]
-
-    def reset_log(self) -> None:
-        with self._lock:
-            self.log.clear()
 
     def add_zone(
         self,
@@ -728,14 +678,6 @@ class CloudflareEmulator:
 
     # faults
 
-    def take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            for armed in self._faults:
-                if armed.remaining > 0 and armed.method == method and armed.path.match(path):
-                    armed.remaining -= 1
-                    return armed.fault
-        return None
-
 
 # --- the route table ----------------------------------------------------------------------------------
 
@@ -990,13 +932,6 @@ def _revised(ruleset: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
 # --- HTTP ----------------------------------------------------------------------------------------------
 
 
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out on a slow fault hangs up before the answer: expected, not news.
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-
 def _handler_for(emulator: CloudflareEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -1017,15 +952,8 @@ def _handler_for(emulator: CloudflareEmulator) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body, malformed = raw.decode("utf-8", "replace"), True
             req = LoggedRequest(self.command, path, parse_qs(parts.query), body)
-            with emulator._lock:
-                emulator.log.append(req)
-                emulator.in_flight += 1
-                emulator.max_in_flight = max(emulator.max_in_flight, emulator.in_flight)
-            try:
+            with emulator.serving(req):
                 self._answer(req, malformed)
-            finally:
-                with emulator._lock:
-                    emulator.in_flight -= 1
 
         def _read_body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -1092,43 +1020,20 @@ def main(argv: list[str] | None = None) -> int:
 
     `python3 tests/cloudflare_emulator.py --port 8026 --token TOKEN [--latency SECONDS]`
     """
-    import argparse
-    import signal
-    from typing import NoReturn
-
-    class OneLineParser(argparse.ArgumentParser):
-        def error(self, message: str) -> NoReturn:  # one clear line and exit 2, no usage block
-            self.exit(2, f"{self.prog}: {message} (see --help)\n")
-
-    def port(text: str) -> int:
-        if not text.isdigit() or int(text) > 65535:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0-65535; 0 picks a free one)")
-        return int(text)
 
     def token(text: str) -> str:
         if not _TOKEN_FORMAT.match(text):
             raise argparse.ArgumentTypeError("a token is letters, digits, '-' and '_' only (Cloudflare's format)")
         return text
 
-    p = OneLineParser(prog="cloudflare_emulator.py", description="Cloudflare v4 API emulator (zones, DNS, rules)")
-    p.add_argument("--port", type=port, default=0, help="TCP port on 127.0.0.1 (default 0: any free port)")
+    p = standalone_parser("cloudflare_emulator.py", "Cloudflare v4 API emulator (zones, DNS, rules)")
     p.add_argument("--token", type=token, required=True, help="the bearer token clients must send (a fake one)")
-    p.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="added to every answer")
     args = p.parse_args(argv)
-    try:
-        emulator = CloudflareEmulator(args.token, latency=args.latency, port=args.port)
-    except OSError as exc:
-        print(f"cloudflare_emulator.py: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it like Ctrl-C
-    print(emulator.url, flush=True)
-    try:
-        emulator._server.serve_forever(0.05)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator._server.server_close()
-    return 0
+    return serve_until_interrupted(
+        lambda: CloudflareEmulator(args.token, latency=args.latency, port=args.port),
+        "cloudflare_emulator.py",
+        args.port,
+    )
 
 
 if __name__ == "__main__":

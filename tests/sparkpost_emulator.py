@@ -22,12 +22,13 @@ import json
 import re
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from loopback_api import LoopbackApi, serve_until_interrupted, standalone_parser
 
 API_PREFIX = "/api/v1"
 NOT_FOUND = {"errors": [{"message": "resource not found"}]}
@@ -38,37 +39,6 @@ _sleep = time.sleep
 _VALID_DOMAIN = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+xn--[a-z0-9-]+$"
 )
-
-
-@dataclass
-class Fault:
-    """One injected misbehaviour.
-
-    kind:
-    - status: answer `status` (SparkPost's JSON error body, or `body`/`content_type` as given: a proxy's page)
-    - drop: close the connection without an answer
-    - slow: wait `delay` seconds, then answer normally
-    - malformed: a 200 with broken JSON
-    - apply-then-fail: carry the request out, then answer 500
-    - apply-then-drop: carry the request out, then close the connection without an answer
-    - trickle: carry the request out, then send the whole answer (status line included) one byte every `delay`
-    - trickle-body: carry the request out, send status line and headers at once, then the body one byte every `delay`
-    """
-
-    kind: str = "status"
-    status: int = 500
-    retry_after: str | None = None
-    delay: float = 0.0
-    body: bytes | None = None
-    content_type: str = "application/json"
-
-
-@dataclass
-class _Armed:
-    method: str
-    path: re.Pattern[str]
-    fault: Fault
-    remaining: int
 
 
 @dataclass
@@ -94,41 +64,20 @@ class EmulatorState:
     sending_domains: dict[str, dict[str, Any]] = field(default_factory=dict)  # sending-domains.apib objects
 
 
-class SparkPostEmulator:
+class SparkPostEmulator(LoopbackApi[LoggedRequest]):
     """Start with `with SparkPostEmulator(api_key) as api:`; `api.url` is the API base URL."""
 
-    def __init__(self, api_key: str, *, latency: float = 0.0) -> None:
-        self.api_key = api_key
-        self.latency = latency
-        self.state = EmulatorState()
-        self.log: list[LoggedRequest] = []
-        self.in_flight = 0
-        self.max_in_flight = 0  # the most requests served at once: what a client really runs in parallel
-        self._faults: list[_Armed] = []
-        self._lock = threading.RLock()
-        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+    api_prefix = API_PREFIX
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{API_PREFIX}"
+    def __init__(self, api_key: str, *, latency: float = 0.0, port: int = 0) -> None:
+        super().__init__(_handler_for, latency=latency, port=port)
+        self.api_key = api_key
+        self.state = EmulatorState()
 
     def __enter__(self) -> SparkPostEmulator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return super().__enter__()  # type: ignore[no-any-return]
 
     # --- steering ----------------------------------------------------------------------------
-
-    def fail_next(self, method: str, path: str, fault: Fault, times: int = 1) -> None:
-        """Answer the next `times` requests matching `method` and the regex `path` (after /api/v1)."""
-        with self._lock:
-            self._faults.append(_Armed(method, re.compile(path + "$"), fault, times))
 
     def add_domain(
         self,
@@ -192,18 +141,6 @@ class SparkPostEmulator:
         with self._lock:
             self.state.sending_domains[domain] = obj
         return obj
-
-    def calls(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
-        with self._lock:
-            return [
-                r
-                for r in self.log
-                if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))
-            ]
-
-    def reset_log(self) -> None:
-        with self._lock:
-            self.log.clear()
 
     # --- the API -----------------------------------------------------------------------------
 
@@ -433,21 +370,6 @@ class SparkPostEmulator:
             obj["shared_with_subaccounts"] = bool(body["shared_with_subaccounts"])
         return 200, {"results": {"message": "Successfully Updated Domain.", "domain": domain}}
 
-    def take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            for armed in self._faults:
-                if armed.remaining > 0 and armed.method == method and armed.path.match(path[len(API_PREFIX) :]):
-                    armed.remaining -= 1
-                    return armed.fault
-        return None
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out on a slow fault hangs up before the answer: expected, not news.
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
 
 def _new_domain(domain: str, secure: bool, subaccount: int | None) -> dict[str, Any]:
     obj: dict[str, Any] = {
@@ -496,20 +418,13 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
             req = LoggedRequest(
                 self.command, parts.path, parse_qs(parts.query), self.headers.get("X-MSYS-SUBACCOUNT"), body
             )
-            with emulator._lock:
-                emulator.log.append(req)
-                emulator.in_flight += 1
-                emulator.max_in_flight = max(emulator.max_in_flight, emulator.in_flight)
-            try:
+            with emulator.serving(req):
                 self._answer(req, parts.path)
-            finally:
-                with emulator._lock:
-                    emulator.in_flight -= 1
 
         def _answer(self, req: LoggedRequest, path: str) -> None:
             if emulator.latency:
                 _sleep(emulator.latency)
-            fault = emulator.take_fault(self.command, path)
+            fault = emulator.take_fault(self.command, path[len(API_PREFIX) :])
             if fault and fault.kind == "slow":
                 _sleep(fault.delay)
             elif fault and fault.kind == "drop":
@@ -585,48 +500,22 @@ def main(argv: list[str] | None = None) -> int:
     `python3 tests/sparkpost_emulator.py --port 8025 --api-key KEY [--verifiable HOST ...] [--sending-domain D ...]
     [--latency S]`
     """
-    import argparse
-    import signal
-    from typing import NoReturn
-
-    class OneLineParser(argparse.ArgumentParser):
-        def error(self, message: str) -> NoReturn:  # one clear line and exit 2, no usage block
-            self.exit(2, f"{self.prog}: {message} (see --help)\n")
-
-    def port(text: str) -> int:
-        if not text.isdigit() or int(text) > 65535:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0-65535; 0 picks a free one)")
-        return int(text)
-
-    p = OneLineParser(prog="sparkpost_emulator.py", description="SparkPost Tracking Domains API emulator")
-    p.add_argument("--port", type=port, default=0, help="TCP port on 127.0.0.1 (default 0: any free port)")
+    p = standalone_parser("sparkpost_emulator.py", "SparkPost Tracking Domains API emulator")
     p.add_argument("--api-key", required=True, help="the key clients must send in Authorization (a fake one)")
     p.add_argument("--verifiable", action="append", default=[], metavar="HOST", help="a host whose verify passes")
     p.add_argument(
         "--sending-domain", action="append", default=[], metavar="DOMAIN", help="a sending domain that exists"
     )
-    p.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="added to every answer")
     args = p.parse_args(argv)
-    api = SparkPostEmulator(args.api_key, latency=args.latency)
-    api.state.verifiable.update(h.lower() for h in args.verifiable)
-    for domain in args.sending_domain:
-        api.add_sending_domain(domain.lower())
-    api._server.server_close()  # the constructor bound a free port; bind the one asked for instead
-    try:
-        api._server = _QuietServer(("127.0.0.1", args.port), _handler_for(api))
-    except OSError as exc:
-        print(f"sparkpost_emulator.py: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
-        return 1
-    api._server.daemon_threads = True
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it like Ctrl-C
-    print(api.url, flush=True)
-    try:
-        api._server.serve_forever(0.05)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        api._server.server_close()
-    return 0
+
+    def make() -> SparkPostEmulator:
+        api = SparkPostEmulator(args.api_key, latency=args.latency, port=args.port)
+        api.state.verifiable.update(h.lower() for h in args.verifiable)
+        for domain in args.sending_domain:
+            api.add_sending_domain(domain.lower())
+        return api
+
+    return serve_until_interrupted(make, "sparkpost_emulator.py", args.port)
 
 
 if __name__ == "__main__":

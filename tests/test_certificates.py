@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 from conftest import configured, inputs, methods
-from sparkpost_emulator import Fault, SparkPostEmulator
+from loopback_api import Fault
+from sparkpost_emulator import SparkPostEmulator
 
 from components.sparkpost.certificates import CertificateRefusedError
 

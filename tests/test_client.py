@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import API_KEY, assert_no_secret
-from sparkpost_emulator import Fault, SparkPostEmulator
+from loopback_api import Fault
+from sparkpost_emulator import SparkPostEmulator
 
 from components.sparkpost.client import (
     SparkPostClient,

@@ -25,8 +25,9 @@ from cloudflare.types.rulesets import (
     RulesetUpdateResponse,
 )
 from cloudflare.types.zones import Zone
-from cloudflare_emulator import DEFAULT_ACCOUNT, CloudflareEmulator, Fault
+from cloudflare_emulator import DEFAULT_ACCOUNT, CloudflareEmulator
 from conftest import CLOUDFLARE_TOKEN
+from loopback_api import Fault
 from pydantic import BaseModel, TypeAdapter
 
 TESTS = Path(__file__).resolve().parent

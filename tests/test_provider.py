@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 from conftest import API_KEY, assert_no_secret, configured, inputs, methods
+from loopback_api import Fault
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.runtime.rpc import UNKNOWN
-from sparkpost_emulator import Fault, SparkPostEmulator
+from sparkpost_emulator import SparkPostEmulator
 
 from components.sparkpost import provider as provider_module
 from components.sparkpost.provider import TrackingDomainProvider
