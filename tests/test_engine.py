@@ -171,6 +171,8 @@ def test_the_whole_life_of_a_stack(stack: Stack) -> None:
     assert_no_secret(json.dumps([r.body for r in sparkpost.log]), "SparkPost request bodies")
     assert_no_secret(json.dumps([r.body for r in cloudflare.log]), "Cloudflare request bodies")
     assert "sparkpost:apiKey:\n    secure: v1:" in project.stack_file.read_text()  # stored, encrypted
+    # ...and the dynamic provider could only have had it from the engine's config: no SPARKPOST_* in its env.
+    assert not [name for name in project.env if name.startswith(("SPARKPOST_", "CLOUDFLARE_"))]
 
     # 8. destroy leaves both APIs as they were before the stack existed; the adopted domain is given back.
     project.run("destroy", "--yes")
