@@ -38,12 +38,10 @@ from components.sparkpost.limits import MAX_VERIFY_TIMEOUT
 from components.sparkpost.provider_base import (
     SparkPostProvider,
     differs,
-    endpoint_differs,
     parse_bool,
     parse_domain,
     parse_subaccount,
     scope,
-    scope_differs,
     scope_name,
     shown,
 )
@@ -63,10 +61,6 @@ class TrackingDomainProvider(SparkPostProvider):
         # One waiting window for the whole provider process, i.e. for one `pulumi up` (waiting.py).
         self.waits = SharedWait()
 
-    def __reduce__(self) -> tuple[type[TrackingDomainProvider], tuple[()]]:
-        # Pickle as "the class, no state": whatever configure() stored can never reach __provider.
-        return (TrackingDomainProvider, ())
-
     # --- engine entry points ------------------------------------------------------------------
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -75,15 +69,7 @@ class TrackingDomainProvider(SparkPostProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # No API call here: compare the recorded outputs with the new inputs only.
-        replaces = [
-            key
-            for key, changed in (
-                ("domain", differs(olds.get("domain"), news.get("domain"))),
-                ("subaccount", scope_differs(olds.get("subaccount"), news.get("subaccount"))),
-                ("endpoint", endpoint_differs(olds.get("endpoint"), self._endpoint_or_unknown(news))),
-            )
-            if changed
-        ]
+        replaces = self._replacements(olds, news, "domain")
         updates = [key for key in ("secure", "default") if differs(olds.get(key), news.get(key))]
         if not olds.get("verified"):
             # Still waiting for DNS or the proxy: every `pulumi up` tries again, so the stack converges.

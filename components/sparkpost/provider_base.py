@@ -1,7 +1,7 @@
 """What the SparkPost dynamic providers share: where the key and the endpoint come from, one client per
 worker thread, and the parsers and comparisons of their inputs.
 
-Credentials never reach state: a provider pickles as its class alone (each subclass's `__reduce__`),
+Credentials never reach state: a provider pickles as its class alone (`__reduce__`),
 the key is read in `configure()` (stack config `sparkpost:apiKey`, decrypted by the engine) or from
 `SPARKPOST_API_KEY` at call time, and clients live in a thread-local table, never on `self`.
 """
@@ -37,6 +37,10 @@ class SparkPostProvider(ResourceProvider):
     _api_url: str | None = None
     _region: str | None = None
 
+    def __reduce__(self) -> tuple[type[SparkPostProvider], tuple[()]]:
+        # Pickle as "the class, no state": whatever configure() stored can never reach __provider.
+        return (type(self), ())
+
     def configure(self, req: ConfigureRequest) -> None:
         self._api_key = req.config.get("sparkpost:apiKey") or None
         self._api_url = req.config.get("sparkpost:apiUrl") or None
@@ -66,6 +70,16 @@ class SparkPostProvider(ResourceProvider):
 
     def _endpoint_or_unknown(self, props: dict[str, Any]) -> str:
         return UNKNOWN if props.get("api_url") == UNKNOWN else self._endpoint(props)
+
+    def _replacements(self, olds: dict[str, Any], news: dict[str, Any], name: str) -> list[str]:
+        """What only a new SparkPost object can change: its name (`name` is the property holding it), its
+        subaccount (fixed at creation) and the endpoint it lives at. Makes no API call."""
+        changed = (
+            (name, differs(olds.get(name), news.get(name))),
+            ("subaccount", scope_differs(olds.get("subaccount"), news.get("subaccount"))),
+            ("endpoint", endpoint_differs(olds.get("endpoint"), self._endpoint_or_unknown(news))),
+        )
+        return [key for key, differ in changed if differ]
 
 
 # --- parsing inputs (check) ----------------------------------------------------------------------

@@ -32,12 +32,10 @@ from components.sparkpost.client import SparkPostClient, SparkPostError, normali
 from components.sparkpost.provider_base import (
     SparkPostProvider,
     differs,
-    endpoint_differs,
     parse_bool,
     parse_domain,
     parse_subaccount,
     scope,
-    scope_differs,
     scope_name,
 )
 
@@ -55,10 +53,6 @@ class SendingDomainTrackingProvider(SparkPostProvider):
         "SPARKPOST_API_KEY) with a key granted 'Tracking Domains: Read/Write' and 'Sending Domains: Read/Write'"
     )
 
-    def __reduce__(self) -> tuple[type[SendingDomainTrackingProvider], tuple[()]]:
-        # Pickle as "the class, no state": whatever configure() stored can never reach __provider.
-        return (SendingDomainTrackingProvider, ())
-
     # --- engine entry points ------------------------------------------------------------------
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -67,15 +61,7 @@ class SendingDomainTrackingProvider(SparkPostProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # No API call: the recorded outputs (what SparkPost had at the last up or refresh) against the inputs.
-        replaces = [
-            key
-            for key, changed in (
-                ("sending_domain", differs(olds.get("sending_domain"), news.get("sending_domain"))),
-                ("subaccount", scope_differs(olds.get("subaccount"), news.get("subaccount"))),
-                ("endpoint", endpoint_differs(olds.get("endpoint"), self._endpoint_or_unknown(news))),
-            )
-            if changed
-        ]
+        replaces = self._replacements(olds, news, "sending_domain")
         updates = [key for key in ("tracking_domain", "ready") if differs(olds.get(key), news.get(key))]
         if (olds.get("current_tracking_domain") or "") != _wanted(news, olds):
             # Not pointing where it should (drift found by a refresh, or still to be made): repair it.
