@@ -66,7 +66,7 @@ from cloudflare.types.page_rules import page_rule_create_params, page_rule_edit_
 from cloudflare.types.rulesets import phase_update_params, ruleset_create_params, ruleset_update_params
 from cloudflare.types.rulesets.phase import Phase
 from cloudflare.types.zones import zone_create_params, zone_edit_params
-from loopback_api import LoopbackApi, serve_until_interrupted, standalone_parser
+from loopback_api import LoopbackApi, QuietHandler, serve_until_interrupted, standalone_parser
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 API_PREFIX = "/client/v4"
@@ -933,15 +933,7 @@ def _revised(ruleset: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _handler_for(emulator: CloudflareEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in two writes: without this, Nagle and the client's delayed ACK add
-        # ~40 ms to every answer, which no real API server shows.
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def _serve(self) -> None:
             parts = urlsplit(self.path)
             path = parts.path[len(API_PREFIX) :] if parts.path.startswith(API_PREFIX + "/") else parts.path

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from loopback_api import LoopbackApi, serve_until_interrupted, standalone_parser
+from loopback_api import LoopbackApi, QuietHandler, serve_until_interrupted, standalone_parser
 
 API_PREFIX = "/api/v1"
 NOT_FOUND = {"errors": [{"message": "resource not found"}]}
@@ -398,15 +398,7 @@ def _verified_status() -> dict[str, Any]:
 
 
 def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in two writes: without this, Nagle and the client's delayed ACK add
-        # ~40 ms to every answer, which no real API server shows.
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def _serve(self) -> None:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
