@@ -18,7 +18,6 @@ remove or keep it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pulumi.dynamic import (
@@ -29,15 +28,16 @@ from pulumi.dynamic import (
     ReadResult,
     UpdateResult,
 )
-from pulumi.runtime.rpc import UNKNOWN
 
 from components.hostnames import HostnameError, normalize_host
 from components.sparkpost import certificates
 from components.sparkpost.client import SparkPostClient, SparkPostError, normalize_base_url
 from components.sparkpost.limits import MAX_VERIFY_TIMEOUT
 from components.sparkpost.provider_base import (
+    InputCheck,
     SparkPostProvider,
     differs,
+    failure_hint,
     parse_bool,
     parse_domain,
     parse_subaccount,
@@ -326,29 +326,16 @@ def validate_inputs(news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFai
 
     Never raises on any value: each parser turns what it cannot use into a failure for its property.
     """
-    failures: list[CheckFailure] = []
-    inputs: dict[str, Any] = {}
-
-    def field(key: str, default: Any, parse: Callable[[Any], Any]) -> None:
-        value = news.get(key, default)
-        if value is None or (isinstance(value, str) and value == UNKNOWN):  # unknown during preview
-            inputs[key] = value
-            return
-        try:
-            inputs[key] = parse(value)
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            failures.append(CheckFailure(key, f"{key}: {exc}"))
-
-    if news.get("domain") is None:
-        failures.append(CheckFailure("domain", "domain: missing: give the tracking host, e.g. 'track.example.com'"))
-    field("domain", None, parse_domain)
-    field("secure", True, lambda v: parse_bool(v, "true serves tracking links over HTTPS (port 443)"))
-    field("default", False, lambda v: parse_bool(v, "true makes it the account's default tracking domain"))
-    field("subaccount", None, parse_subaccount)
-    field("api_url", None, normalize_base_url)
-    field("verify_timeout", 0, _parse_verify_timeout)
-    field("managed_certificate", False, lambda v: parse_bool(v, "true lets SparkPost issue the certificate"))
-    return inputs, failures
+    check = InputCheck(news)
+    check.required("domain", "give the tracking host, e.g. 'track.example.com'")
+    check.field("domain", None, parse_domain)
+    check.field("secure", True, lambda v: parse_bool(v, "true serves tracking links over HTTPS (port 443)"))
+    check.field("default", False, lambda v: parse_bool(v, "true makes it the account's default tracking domain"))
+    check.field("subaccount", None, parse_subaccount)
+    check.field("api_url", None, normalize_base_url)
+    check.field("verify_timeout", 0, _parse_verify_timeout)
+    check.field("managed_certificate", False, lambda v: parse_bool(v, "true lets SparkPost issue the certificate"))
+    return check.inputs, check.failures
 
 
 def _parse_verify_timeout(value: Any) -> float | int:
@@ -409,16 +396,11 @@ def _pending_message(props: dict[str, Any], have: dict[str, Any], refusal: str |
 
 
 def _failure(action: str, domain: str, err: SparkPostError) -> RuntimeError:
-    if err.from_sparkpost:
-        hint = {
-            401: "check sparkpost:apiKey and that the key belongs to this region's account",
-            403: "grant the key 'Tracking Domains: Read/Write'",
-            404: "it may have been deleted outside Pulumi: run `pulumi refresh`",
-        }.get(err.status or 0, "run `pulumi up` again; if it persists, check SparkPost's status page")
-    elif err.status is not None and not 200 <= err.status < 300:
-        hint = "the answer did not come from SparkPost: fix what is in between (see above), then run `pulumi up` again"
-    else:
-        hint = "run `pulumi up` again; if it persists, check SparkPost's status page"
+    hint = failure_hint(
+        err,
+        grant="Tracking Domains: Read/Write",
+        gone="it may have been deleted outside Pulumi: run `pulumi refresh`",
+    )
     return RuntimeError(f"could not {action} tracking domain {domain}: {err}. What to do: {hint}.")
 
 

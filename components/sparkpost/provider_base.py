@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from pulumi.dynamic import ConfigureRequest, ResourceProvider
+from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
 from pulumi.runtime.rpc import UNKNOWN
 
 from components.hostnames import HostnameError, normalize_host
-from components.sparkpost.client import SparkPostClient, normalize_base_url
+from components.sparkpost.client import SparkPostClient, SparkPostError, normalize_base_url
 from components.sparkpost.limits import MAX_SUBACCOUNT
 from components.sparkpost.regions import base_url_for
 
@@ -158,3 +159,47 @@ def scope_name(owner: int | str | None) -> str:
     if owner is None:
         return "the primary account"
     return f"subaccount {owner}" if isinstance(owner, int) else f"an owner SparkPost did not name clearly ({owner})"
+
+
+# --- reporting failures ----------------------------------------------------------------------------
+
+
+def failure_hint(err: SparkPostError, *, grant: str, gone: str) -> str:
+    """What to do about a failed call: by SparkPost's own status, or fix what answered in its place.
+
+    `grant` names the key's grant the call needs; `gone` says what a 404 most likely means."""
+    if err.from_sparkpost:
+        return {
+            401: "check sparkpost:apiKey and that the key belongs to this region's account",
+            403: f"grant the key '{grant}'",
+            404: gone,
+        }.get(err.status or 0, "run `pulumi up` again; if it persists, check SparkPost's status page")
+    if err.status is not None and not 200 <= err.status < 300:
+        return "the answer did not come from SparkPost: fix what is in between (see above), then run `pulumi up` again"
+    return "run `pulumi up` again; if it persists, check SparkPost's status page"
+
+
+# --- checking inputs -----------------------------------------------------------------------------------
+
+
+class InputCheck:
+    """Every input parsed, every problem listed under its property; never raises on any value."""
+
+    def __init__(self, news: dict[str, Any]) -> None:
+        self.news = news
+        self.inputs: dict[str, Any] = {}
+        self.failures: list[CheckFailure] = []
+
+    def field(self, key: str, default: Any, parse: Callable[[Any], Any]) -> None:
+        value = self.news.get(key, default)
+        if value is None or (isinstance(value, str) and value == UNKNOWN):  # unknown during preview
+            self.inputs[key] = value
+            return
+        try:
+            self.inputs[key] = parse(value)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            self.failures.append(CheckFailure(key, f"{key}: {exc}"))
+
+    def required(self, key: str, missing: str) -> None:
+        if self.news.get(key) is None:
+            self.failures.append(CheckFailure(key, f"{key}: missing: {missing}"))

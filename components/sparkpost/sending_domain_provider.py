@@ -22,7 +22,6 @@ importable here. The pickle carries no attributes (`__reduce__`); the key comes 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
@@ -30,8 +29,10 @@ from pulumi.runtime.rpc import UNKNOWN
 
 from components.sparkpost.client import SparkPostClient, SparkPostError, normalize_base_url
 from components.sparkpost.provider_base import (
+    InputCheck,
     SparkPostProvider,
     differs,
+    failure_hint,
     parse_bool,
     parse_domain,
     parse_subaccount,
@@ -223,27 +224,14 @@ class SendingDomainTrackingProvider(SparkPostProvider):
 
 def validate_inputs(news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFailure]]:
     """Normalize the inputs and list every problem, each naming its property. Makes no API call."""
-    failures: list[CheckFailure] = []
-    inputs: dict[str, Any] = {}
-
-    def field(key: str, default: Any, parse: Callable[[Any], Any]) -> None:
-        value = news.get(key, default)
-        if value is None or (isinstance(value, str) and value == UNKNOWN):  # unknown during preview
-            inputs[key] = value
-            return
-        try:
-            inputs[key] = parse(value)
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            failures.append(CheckFailure(key, f"{key}: {exc}"))
-
+    check = InputCheck(news)
     for key, example in (("sending_domain", "mail.example.com"), ("tracking_domain", "track.example.com")):
-        if news.get(key) is None:
-            failures.append(CheckFailure(key, f"{key}: missing: give a host name, e.g. '{example}'"))
-        field(key, None, parse_domain)
-    field("subaccount", None, parse_subaccount)
-    field("api_url", None, normalize_base_url)
-    field("ready", False, lambda v: parse_bool(v, "true once the tracking domain is verified and secure"))
-    return inputs, failures
+        check.required(key, f"give a host name, e.g. '{example}'")
+        check.field(key, None, parse_domain)
+    check.field("subaccount", None, parse_subaccount)
+    check.field("api_url", None, normalize_base_url)
+    check.field("ready", False, lambda v: parse_bool(v, "true once the tracking domain is verified and secure"))
+    return check.inputs, check.failures
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -337,14 +325,9 @@ def _wrong_owner(sending: str, tracking: str, owner: int | str | None, client: S
 
 
 def _failure(what: str, err: SparkPostError) -> RuntimeError:
-    if err.from_sparkpost:
-        hint = {
-            401: "check sparkpost:apiKey and that the key belongs to this region's account",
-            403: "grant the key 'Sending Domains: Read/Write'",
-            404: "the sending domain may have been deleted outside Pulumi: run `pulumi refresh`",
-        }.get(err.status or 0, "run `pulumi up` again; if it persists, check SparkPost's status page")
-    elif err.status is not None and not 200 <= err.status < 300:
-        hint = "the answer did not come from SparkPost: fix what is in between (see above), then run `pulumi up` again"
-    else:
-        hint = "run `pulumi up` again; if it persists, check SparkPost's status page"
+    hint = failure_hint(
+        err,
+        grant="Sending Domains: Read/Write",
+        gone="the sending domain may have been deleted outside Pulumi: run `pulumi refresh`",
+    )
     return RuntimeError(f"could not {what}: {err}. What to do: {hint}.")
