@@ -266,9 +266,6 @@ class CloudflareEmulator(LoopbackApi[LoggedRequest]):
         self._pagerules: dict[str, list[dict[str, Any]]] = {}  # per zone, lowest priority first
         self._rulesets: dict[str, dict[str, dict[str, Any]]] = {}
 
-    def __enter__(self) -> CloudflareEmulator:
-        return super().__enter__()  # type: ignore[no-any-return]
-
     # --- steering ----------------------------------------------------------------------------
 
     def add_zone(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Generic, NoReturn, Protocol, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, Self, TypeVar
 
 
 @dataclass
@@ -104,7 +104,7 @@ class LoopbackApi(Generic[L]):
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}{self.api_prefix}"
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -74,9 +74,6 @@ class SparkPostEmulator(LoopbackApi[LoggedRequest]):
         self.api_key = api_key
         self.state = EmulatorState()
 
-    def __enter__(self) -> SparkPostEmulator:
-        return super().__enter__()  # type: ignore[no-any-return]
-
     # --- steering ----------------------------------------------------------------------------
 
     def add_domain(
@@ -188,15 +185,7 @@ class SparkPostEmulator(LoopbackApi[LoggedRequest]):
 
     def _visible(self, domain: str, scope: int | None, *, write: bool) -> dict[str, Any] | None:
         obj = self.state.domains.get(domain)
-        if obj is None:
-            return None
-        owner = obj.get("subaccount_id")
-        if scope == PRIMARY_ONLY:
-            return obj if owner is None else None
-        if scope is None:
-            # Without the header, reads see primary plus subaccount data; writes hit the primary only.
-            return obj if (not write or owner is None) else None
-        return obj if owner == scope else None
+        return obj if obj is not None and _reaches(obj, scope, write=write) else None
 
     def _create(self, body: Any, scope: int | None) -> tuple[int, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("domain"), str):
@@ -321,14 +310,11 @@ class SparkPostEmulator(LoopbackApi[LoggedRequest]):
         obj = self.state.sending_domains.get(domain)
         if obj is None:
             return None
-        owner = obj.get("subaccount_id")
-        if scope == PRIMARY_ONLY:
-            return obj if owner is None else None
-        if scope is None:
-            # Without the header, reads see primary plus subaccount data; writes hit the primary only.
-            return obj if (not write or owner is None) else None
-        if owner == scope:
+        if _reaches(obj, scope, write=write):
             return obj
+        owner = obj.get("subaccount_id")
+        if scope in (None, PRIMARY_ONLY):
+            return None
         # The emulator's choice: a subaccount sees the primary domains shared with it, and cannot write them.
         shared = owner is None and obj.get("shared_with_subaccounts") is True
         return obj if shared and not write else None
@@ -369,6 +355,17 @@ class SparkPostEmulator(LoopbackApi[LoggedRequest]):
         if "shared_with_subaccounts" in body and obj.get("subaccount_id") is None:
             obj["shared_with_subaccounts"] = bool(body["shared_with_subaccounts"])
         return 200, {"results": {"message": "Successfully Updated Domain.", "domain": domain}}
+
+
+def _reaches(obj: dict[str, Any], scope: int | None, *, write: bool) -> bool:
+    """Whether a request in `scope` (its X-MSYS-SUBACCOUNT) reaches an object of its owner."""
+    owner = obj.get("subaccount_id")
+    if scope == PRIMARY_ONLY:
+        return owner is None
+    if scope is None:
+        # Without the header, reads see primary plus subaccount data; writes hit the primary only.
+        return not write or owner is None
+    return bool(owner == scope)
 
 
 def _new_domain(domain: str, secure: bool, subaccount: int | None) -> dict[str, Any]:
