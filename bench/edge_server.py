@@ -5,9 +5,9 @@ serves until stdin closes."""
 import sys
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests")]
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
-from network_fakes import EdgeResponder  # noqa: E402
+from world.network_fakes import EdgeResponder  # noqa: E402
 
 responder = EdgeResponder(latency=float(sys.argv[1]), acceptors=len(sys.argv) - 2)  # one per host: a burst at once
 for host in sys.argv[2:]:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from cloudflare_emulator import CloudflareEmulator
 from program_eval import ACCOUNT, layout
 from pulumi_cli import ProjectCopy
-from sparkpost_emulator import SparkPostEmulator
+
+from world.cloudflare_emulator import CloudflareEmulator
+from world.sparkpost_emulator import SparkPostEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY, TOKEN = "bench-key-0123456789", "bench-token-0123456789"

@@ -38,14 +38,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from network_fakes import NsdServer  # noqa: E402
 from provider_host import ProviderHost  # noqa: E402
 from pulumi.dynamic import Config, ConfigureRequest  # noqa: E402
-from sparkpost_emulator import SparkPostEmulator  # noqa: E402
 
 from components.check.cli import CheckOptions, HostExpectation, check_hosts  # noqa: E402
 from components.check.expectations import NameServerSource  # noqa: E402
 from components.sparkpost.provider import TrackingDomainProvider  # noqa: E402
+from world.network_fakes import NsdServer  # noqa: E402
+from world.sparkpost_emulator import SparkPostEmulator  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from engine_stacks import engine_stack  # noqa: E402

@@ -20,10 +20,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pulumi.dynamic import Config, ConfigureRequest  # noqa: E402
-from sparkpost_emulator import SparkPostEmulator  # noqa: E402
 
 from components.sparkpost import client as sparkpost_client  # noqa: E402
 from components.sparkpost.provider import TrackingDomainProvider  # noqa: E402
+from world.sparkpost_emulator import SparkPostEmulator  # noqa: E402
 
 # Distinctive values, so finding them anywhere they should not be is unambiguous.
 API_KEY = "spk-test-" + secrets.token_hex(16)
@@ -113,7 +113,7 @@ def set_config(changes: dict[str, Any], secrets: list[str] | None = None) -> Non
 @pytest.fixture(scope="session")
 def dns_server() -> Iterator[Any]:
     """NSD serving the test zones on a high port (never skipped: CI installs NSD)."""
-    from network_fakes import NsdServer
+    from world.network_fakes import NsdServer
 
     server = NsdServer()
     yield server
@@ -123,7 +123,7 @@ def dns_server() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def edge() -> Iterator[Any]:
     """TLS + HTTP responder answering like Cloudflare's edge in front of SparkPost."""
-    from network_fakes import EdgeResponder
+    from world.network_fakes import EdgeResponder
 
     responder = EdgeResponder()
     yield responder

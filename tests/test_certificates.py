@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from conftest import configured, inputs, methods
-from loopback_api import Fault
-from sparkpost_emulator import SparkPostEmulator
 
 from components.sparkpost.certificates import CertificateRefusedError
+from world.loopback_api import Fault
+from world.sparkpost_emulator import SparkPostEmulator
 
 DOMAIN = "track.example.com"
 pytestmark = pytest.mark.usefixtures("fast_retries")

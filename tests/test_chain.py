@@ -15,10 +15,10 @@ from provider_host import ProviderHost, decoded_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2
 from pulumi_mocks import SENDING_DOMAIN_TRACKING, TRACKING_DOMAIN, RecordingMonitor, all_hosts, run_program
-from sparkpost_emulator import SparkPostEmulator
 
 from components.sparkpost.sending_domain_provider import INPUT_KEYS as ASSOCIATION_KEYS
 from components.sparkpost.sending_domain_provider import SendingDomainTrackingProvider
+from world.sparkpost_emulator import SparkPostEmulator
 
 INPUT_KEYS = ("domain", "secure", "default", "subaccount", "api_url", "verify_timeout")
 PROVIDER_MODULES = {

@@ -16,16 +16,7 @@ from typing import Any
 
 import pytest
 import trustme
-from cloudflare_emulator import CloudflareEmulator
 from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret
-from network_fakes import (
-    EdgeResponder,
-    HoldingDnsServer,
-    NsdServer,
-    SilentDnsServer,
-    TricklingServer,
-)
-from sparkpost_emulator import SparkPostEmulator
 
 from components.check import cli, tls_probe
 from components.check.cli import (
@@ -42,6 +33,15 @@ from components.check.dns_probes import make_resolver, probe_dns
 from components.check.expectations import NameServerSource
 from components.check.results import HostReport, ProbeResult
 from components.sparkpost.deadline import SHUTDOWN_GRACE
+from world.cloudflare_emulator import CloudflareEmulator
+from world.network_fakes import (
+    EdgeResponder,
+    HoldingDnsServer,
+    NsdServer,
+    SilentDnsServer,
+    TricklingServer,
+)
+from world.sparkpost_emulator import SparkPostEmulator
 
 CLOUDFLARE = ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"]
 EXPECT_NS = ("--expect-ns", ",".join(CLOUDFLARE))

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 from conftest import API_KEY, assert_no_secret
-from loopback_api import Fault
-from sparkpost_emulator import SparkPostEmulator
 
 from components.sparkpost.client import (
     SparkPostClient,
@@ -19,6 +17,8 @@ from components.sparkpost.client import (
     worst_case_seconds,
 )
 from components.sparkpost.regions import base_url_for, cname_target_for
+from world.loopback_api import Fault
+from world.sparkpost_emulator import SparkPostEmulator
 
 DOMAIN = "track.example.com"
 
@@ -425,7 +425,8 @@ def test_subaccount_zero_is_the_primary_account(sparkpost: SparkPostEmulator) ->
 def test_the_deadline_holds_over_tls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The real API is https: the watchdog must reach the socket under TLS too.
     import trustme
-    from network_fakes import TricklingServer
+
+    from world.network_fakes import TricklingServer
 
     ca = trustme.CA()
     bundle = tmp_path / "ca.pem"

@@ -25,12 +25,13 @@ from cloudflare.types.rulesets import (
     RulesetUpdateResponse,
 )
 from cloudflare.types.zones import Zone
-from cloudflare_emulator import DEFAULT_ACCOUNT, CloudflareEmulator
 from conftest import CLOUDFLARE_TOKEN
-from loopback_api import Fault
 from pydantic import BaseModel, TypeAdapter
 
-TESTS = Path(__file__).resolve().parent
+from world.cloudflare_emulator import DEFAULT_ACCOUNT, CloudflareEmulator
+from world.loopback_api import Fault
+
+ROOT = Path(__file__).resolve().parent.parent
 ZONE = "example.com"
 CNAME: dict[str, Any] = {"name": "track.example.com", "type": "CNAME", "content": "spgo.io", "proxied": True, "ttl": 1}
 SSL_RULESET: dict[str, Any] = {
@@ -801,9 +802,10 @@ def test_answers_fit_the_cloudflare_packages_response_models(cf: CloudflareEmula
 # --- standalone mode of both emulators -------------------------------------------------------------------------
 
 
-def serve(script: str, *args: str) -> subprocess.Popen[str]:
+def serve(module: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(TESTS / script), "--port", "0", *args],
+        [sys.executable, "-m", module, "--port", "0", *args],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -817,7 +819,7 @@ def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
 
 
 def test_the_cloudflare_emulator_runs_standalone() -> None:
-    process = serve("cloudflare_emulator.py", "--token", CLOUDFLARE_TOKEN)
+    process = serve("world.cloudflare_emulator", "--token", CLOUDFLARE_TOKEN)
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
@@ -830,7 +832,7 @@ def test_the_cloudflare_emulator_runs_standalone() -> None:
 
 
 def test_the_sparkpost_emulator_runs_standalone() -> None:
-    process = serve("sparkpost_emulator.py", "--api-key", "fake-key", "--verifiable", "Track.Example.com")
+    process = serve("world.sparkpost_emulator", "--api-key", "fake-key", "--verifiable", "Track.Example.com")
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
@@ -848,17 +850,19 @@ def test_the_sparkpost_emulator_runs_standalone() -> None:
 
 
 @pytest.mark.parametrize(
-    ("script", "args", "says"),
+    ("module", "args", "says"),
     [
-        ("cloudflare_emulator.py", [], "--token"),
-        ("cloudflare_emulator.py", ["--token", "t", "--port", "70000"], "not a TCP port"),
-        ("cloudflare_emulator.py", ["--token", "has space"], "a token is"),
-        ("sparkpost_emulator.py", [], "--api-key"),
-        ("sparkpost_emulator.py", ["--api-key", "k", "--port", "x"], "not a TCP port"),
+        ("world.cloudflare_emulator", [], "--token"),
+        ("world.cloudflare_emulator", ["--token", "t", "--port", "70000"], "not a TCP port"),
+        ("world.cloudflare_emulator", ["--token", "has space"], "a token is"),
+        ("world.sparkpost_emulator", [], "--api-key"),
+        ("world.sparkpost_emulator", ["--api-key", "k", "--port", "x"], "not a TCP port"),
     ],
 )
-def test_a_command_line_mistake_exits_2_with_one_line(script: str, args: list[str], says: str) -> None:
-    done = subprocess.run([sys.executable, str(TESTS / script), *args], capture_output=True, text=True, timeout=30)
+def test_a_command_line_mistake_exits_2_with_one_line(module: str, args: list[str], says: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
+    )
     assert done.returncode == 2
     assert done.stdout == ""
     assert len(done.stderr.splitlines()) == 1 and says in done.stderr, done.stderr

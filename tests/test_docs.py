@@ -88,7 +88,7 @@ def test_the_claimed_python_is_the_oldest_the_requirements_allow() -> None:
 
 def test_prerequisites_name_every_program_the_tests_start() -> None:
     prerequisites = section("Prerequisites")
-    fakes = (ROOT / "tests" / "network_fakes.py").read_text()
+    fakes = (ROOT / "world" / "network_fakes.py").read_text()
     quality = (ROOT / "tests" / "test_quality.py").read_text()
     assert 'shutil.which("nsd")' in fakes and 'run("node"' in quality  # the programs the tests start
     assert "**NSD**" in prerequisites and "apt-get install nsd" in prerequisites
@@ -99,7 +99,7 @@ def test_the_benchmark_says_what_it_needs() -> None:
     benchmark = section("Benchmark")
     assert "requirements-dev.txt" in benchmark and "NSD" in benchmark
     bench = (ROOT / "bench" / "run.py").read_text()
-    assert "from network_fakes import NsdServer" in bench  # it starts NSD, as the tests do
+    assert "from world.network_fakes import NsdServer" in bench  # it starts NSD, as the tests do
     assert "Needs the test requirements (requirements-dev.txt) and NSD" in bench
     assert "best of 3" not in benchmark.split("```")[1]  # the command line's note on --quick
     assert "--quick measures each figure once" in benchmark

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloudflare_emulator import CloudflareEmulator
 from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret
-from loopback_api import Fault
 from pulumi_cli import ProjectCopy, ToolchainMissingError, kill_session, toolchain_directory, wait_for
-from sparkpost_emulator import SparkPostEmulator
+
+from world.cloudflare_emulator import CloudflareEmulator
+from world.loopback_api import Fault
+from world.sparkpost_emulator import SparkPostEmulator
 
 pytestmark = pytest.mark.engine
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 from conftest import API_KEY, assert_no_secret, configured, inputs, methods
-from loopback_api import Fault
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.runtime.rpc import UNKNOWN
-from sparkpost_emulator import SparkPostEmulator
 
 from components.sparkpost import provider as provider_module
 from components.sparkpost.provider import TrackingDomainProvider
 from components.sparkpost.waiting import SharedWait
+from world.loopback_api import Fault
+from world.sparkpost_emulator import SparkPostEmulator
 
 DOMAIN = "track.example.com"
 pytestmark = pytest.mark.usefixtures("fast_retries")

@@ -13,9 +13,9 @@ from provider_host import ProviderHost, decoded_provider, serialized_provider
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2
-from sparkpost_emulator import SparkPostEmulator
 
 from components.sparkpost.provider import TrackingDomainProvider
+from world.sparkpost_emulator import SparkPostEmulator
 
 DOMAIN = "track.example.com"
 

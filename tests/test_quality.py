@@ -62,3 +62,13 @@ def test_workflows_take_credentials_from_repository_secrets_only() -> None:
     assert "command: preview" in preview and "comment-on-pr: true" in preview and "pull-requests: write" in preview
     deploy = (ROOT / ".github/workflows/deploy.yml").read_text()
     assert "environment: prod" in deploy and "command: up" in deploy
+
+
+def test_components_never_import_the_test_world() -> None:
+    # The arrows run one way: the tests, the benchmark and the sandbox use world/, the program never does.
+    importers = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "components").rglob("*.py")
+        if any(line.startswith(("import world", "from world")) for line in path.read_text().splitlines())
+    ]
+    assert importers == []

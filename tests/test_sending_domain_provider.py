@@ -10,15 +10,15 @@ from typing import Any
 import grpc
 import pytest
 from conftest import API_KEY, assert_no_secret
-from loopback_api import Fault
 from provider_host import ProviderHost, decoded_provider, serialized_provider
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2
 from pulumi.runtime.rpc import UNKNOWN
-from sparkpost_emulator import SparkPostEmulator
 
 from components.sparkpost.sending_domain_provider import SendingDomainTrackingProvider
+from world.loopback_api import Fault
+from world.sparkpost_emulator import SparkPostEmulator
 
 SENDING = "mail.example.com"
 TRACK = "track.example.com"

@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 from conftest import DOMAIN, configured, inputs
-from sparkpost_emulator import SparkPostEmulator
 
 from components.check.cli import parser
+from world.sparkpost_emulator import SparkPostEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"

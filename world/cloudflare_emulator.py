@@ -66,8 +66,9 @@ from cloudflare.types.page_rules import page_rule_create_params, page_rule_edit_
 from cloudflare.types.rulesets import phase_update_params, ruleset_create_params, ruleset_update_params
 from cloudflare.types.rulesets.phase import Phase
 from cloudflare.types.zones import zone_create_params, zone_edit_params
-from loopback_api import LoopbackApi, QuietHandler, serve_until_interrupted, standalone_parser
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+
+from world.loopback_api import LoopbackApi, QuietHandler, serve_until_interrupted, standalone_parser
 
 API_PREFIX = "/client/v4"
 CLOUDFLARE_MODEL_VERSION = "5.9.0"  # the `cloudflare` package whose types define the bodies (requirements-dev.txt)
@@ -1007,7 +1008,7 @@ def _handler_for(emulator: CloudflareEmulator) -> type[BaseHTTPRequestHandler]:
 def main(argv: list[str] | None = None) -> int:
     """Serve on 127.0.0.1 until interrupted, for a manual `pulumi up`; prints the API base URL first.
 
-    `python3 tests/cloudflare_emulator.py --port 8026 --token TOKEN [--latency SECONDS]`
+    `python3 -m world.cloudflare_emulator --port 8026 --token TOKEN [--latency SECONDS]`
     """
 
     def token(text: str) -> str:
@@ -1015,12 +1016,12 @@ def main(argv: list[str] | None = None) -> int:
             raise argparse.ArgumentTypeError("a token is letters, digits, '-' and '_' only (Cloudflare's format)")
         return text
 
-    p = standalone_parser("cloudflare_emulator.py", "Cloudflare v4 API emulator (zones, DNS, rules)")
+    p = standalone_parser("python3 -m world.cloudflare_emulator", "Cloudflare v4 API emulator (zones, DNS, rules)")
     p.add_argument("--token", type=token, required=True, help="the bearer token clients must send (a fake one)")
     args = p.parse_args(argv)
     return serve_until_interrupted(
         lambda: CloudflareEmulator(args.token, latency=args.latency, port=args.port),
-        "cloudflare_emulator.py",
+        "python3 -m world.cloudflare_emulator",
         args.port,
     )
 

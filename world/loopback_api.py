@@ -152,7 +152,7 @@ class LoopbackApi(Generic[L]):
                 self.in_flight -= 1
 
 
-# --- standalone: `python3 tests/<emulator>.py --port N ...` ------------------------------------------
+# --- standalone: `python3 -m world.<emulator> --port N ...` ------------------------------------------
 
 
 class OneLineParser(argparse.ArgumentParser):

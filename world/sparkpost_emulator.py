@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from loopback_api import LoopbackApi, QuietHandler, serve_until_interrupted, standalone_parser
+from world.loopback_api import LoopbackApi, QuietHandler, serve_until_interrupted, standalone_parser
 
 API_PREFIX = "/api/v1"
 NOT_FOUND = {"errors": [{"message": "resource not found"}]}
@@ -486,10 +486,10 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
 def main(argv: list[str] | None = None) -> int:
     """Serve on 127.0.0.1 until interrupted, for a manual `pulumi up`; prints the API base URL first.
 
-    `python3 tests/sparkpost_emulator.py --port 8025 --api-key KEY [--verifiable HOST ...] [--sending-domain D ...]
+    `python3 -m world.sparkpost_emulator --port 8025 --api-key KEY [--verifiable HOST ...] [--sending-domain D ...]
     [--latency S]`
     """
-    p = standalone_parser("sparkpost_emulator.py", "SparkPost Tracking Domains API emulator")
+    p = standalone_parser("python3 -m world.sparkpost_emulator", "SparkPost Tracking Domains API emulator")
     p.add_argument("--api-key", required=True, help="the key clients must send in Authorization (a fake one)")
     p.add_argument("--verifiable", action="append", default=[], metavar="HOST", help="a host whose verify passes")
     p.add_argument(
@@ -504,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             api.add_sending_domain(domain.lower())
         return api
 
-    return serve_until_interrupted(make, "sparkpost_emulator.py", args.port)
+    return serve_until_interrupted(make, "python3 -m world.sparkpost_emulator", args.port)
 
 
 if __name__ == "__main__":
