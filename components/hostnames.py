@@ -12,6 +12,7 @@ import idna
 
 MAX_HOST_LENGTH = 253  # RFC 1035, without the trailing dot
 MAX_LABEL_LENGTH = 63
+A_LABEL_PREFIX = "xn--"  # the ACE prefix of an IDNA A-label (RFC 5890)
 _LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 
 
@@ -74,7 +75,27 @@ def _ascii_label(label: str, original: str) -> str:
         raise HostnameError(
             f"{original} has the label {_shown(label)}: labels hold letters, digits and inner hyphens only"
         )
+    if ascii_label.startswith(A_LABEL_PREFIX):
+        _check_a_label(ascii_label, original)
     return ascii_label
+
+
+def _check_a_label(label: str, original: str) -> None:
+    # An 'xn--' label is punycode for an international name. DNS takes any letters and digits there, but
+    # Cloudflare, SparkPost and browsers decode it: one that is not the punycode of a valid IDNA name
+    # (such as 'xn--zz') would pass here and be refused, or never be reached, once deployed.
+    try:
+        canonical = idna.encode(idna.decode(label)).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        canonical, reason = "", str(exc)
+    else:
+        reason = f"it stands for '{idna.decode(label)}', whose punycode is '{canonical}'"
+    if canonical != label:
+        raise HostnameError(
+            f"{original} has the label '{label}', which is not the punycode of a valid international name "
+            f"({reason}): give the name in Unicode (e.g. 'tráck.example.com') or as its exact punycode "
+            "(e.g. 'xn--trck-6na.example.com')"
+        )
 
 
 def _shown(text: str, limit: int = 80) -> str:

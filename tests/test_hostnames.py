@@ -12,6 +12,8 @@ from components.hostnames import HostnameError, is_within, normalize_host
         ("  Track.Example.COM. ", "track.example.com"),
         ("tráck.example.com", "xn--trck-6na.example.com"),
         ("xn--trck-6na.example.com", "xn--trck-6na.example.com"),
+        ("XN--Bcher-KVA.example", "xn--bcher-kva.example"),  # punycode is case-insensitive
+        ("track.xn--55qx5d", "track.xn--55qx5d"),  # an international top-level domain
         ("a-b.c-d.example", "a-b.c-d.example"),
     ],
 )
@@ -35,6 +37,11 @@ def test_normalizes(given: str, expected: str) -> None:
         ("a" * 64 + ".example.com", "at most 63"),
         (".".join(["abcdefghi"] * 26) + ".com", "at most 253"),
         (42, "got int"),
+        # Punycode that decodes to nothing valid: DNS would take it, Cloudflare and browsers would not.
+        ("xn--zz.example.com", "'xn--zz', which is not the punycode of a valid international name"),
+        ("track.xn--zz", "'xn--zz', which is not the punycode"),
+        ("xn--ls8h.example.com", "not the punycode of a valid international name (Codepoint U+1F4A9"),
+        ("xn--a.example.com", "give the name in Unicode"),
     ],
 )
 def test_refuses_with_reason(given: object, says: str) -> None:
