@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import API_KEY, assert_no_secret
@@ -18,6 +23,7 @@ from components.sparkpost.client import (
 )
 from components.sparkpost.regions import base_url_for, cname_target_for
 from world.loopback_api import Fault
+from world.network_fakes import BlackHoleListener
 from world.sparkpost_emulator import SparkPostEmulator
 
 DOMAIN = "track.example.com"
@@ -394,7 +400,6 @@ def test_no_retry_no_claim_of_retries(sparkpost: SparkPostEmulator, sleeps: list
 
 
 def test_a_refused_connection_was_not_applied() -> None:
-    import socket
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -446,3 +451,118 @@ def test_the_deadline_holds_over_tls(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         server.close()
     assert server.sent >= 1  # the handshake passed, the answer trickled
     assert "no complete answer within the call's deadline of 1 s" in str(info.value)
+
+
+# --- the deadline bounds name resolution and connecting, over every address (issue 16, item 8) ---
+
+API_HOST = "api.sparkpost.test"  # resolved by the tests' own getaddrinfo, never by DNS
+LOCAL_API_HOST = "api.sparkpost.localhost"  # the same, for plain http to the emulator (loopback names only)
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def resolve_to(monkeypatch: pytest.MonkeyPatch, host: str, addresses: list[tuple[str, int]]) -> list[str]:
+    """Make `host` resolve, in this process, to `addresses` (each with its own port); returns the lookups made."""
+    lookups: list[str] = []
+
+    def fake_getaddrinfo(name: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if name != host:
+            return _real_getaddrinfo(name, port, *args, **kwargs)
+        lookups.append(name)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address) for address in addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    return lookups
+
+
+@pytest.fixture
+def black_holes() -> Iterator[list[BlackHoleListener]]:
+    """Three loopback addresses where every connect hangs, like a firewall that drops packets."""
+    holes = [BlackHoleListener(f"127.0.0.{n}") for n in (2, 3, 4)]
+    yield holes
+    for hole in holes:
+        hole.close()
+
+
+def test_black_hole_addresses_cannot_hold_a_call_past_its_deadline(
+    monkeypatch: pytest.MonkeyPatch, black_holes: list[BlackHoleListener]
+) -> None:
+    # Each address alone would take the whole 5 s connect timeout: only the call's deadline stops this.
+    resolve_to(monkeypatch, API_HOST, [hole.address for hole in black_holes])
+    timeout = Timeout(connect=5.0, read=1.0, total=2.0)
+    client = SparkPostClient(API_KEY, f"https://{API_HOST}/api/v1", timeout=timeout, retry=retry_policy(jitter=0.0))
+    started = time.monotonic()
+    with pytest.raises(SparkPostError) as info:
+        client.retrieve_tracking_domain(DOMAIN)
+    elapsed = time.monotonic() - started
+    # The bound: the 2 s deadline plus SHUTDOWN_GRACE (1 s). Before, each address had its own 2 s: 6 s.
+    assert elapsed <= worst_case_seconds(timeout)
+    text = str(info.value)
+    assert f"no connection to {API_HOST} within the call's deadline of 2 s" in text
+    assert "tried 127.0.0.2:" in text and "127.0.0.3:" in text and "127.0.0.4:" in text  # every address had a turn
+    assert "check the network" in text and "HTTPS_PROXY" in text
+    assert (info.value.status, info.value.maybe_applied) == (None, False)  # no connection, so nothing was sent
+    assert_no_secret(text, "error text")
+
+
+def test_a_working_address_after_black_holes_is_reached_within_the_deadline(
+    monkeypatch: pytest.MonkeyPatch, black_holes: list[BlackHoleListener], sparkpost: SparkPostEmulator
+) -> None:
+    # A host whose first addresses are dead (a broken route, a withdrawn server): the deadline is shared
+    # among the addresses, so the working one still gets its turn before the deadline.
+    sparkpost.add_domain(DOMAIN)
+    port = urlsplit(sparkpost.url).port
+    assert port is not None
+    resolve_to(monkeypatch, LOCAL_API_HOST, [black_holes[0].address, black_holes[1].address, ("127.0.0.1", port)])
+    timeout = Timeout(connect=10.0, read=5.0, total=3.0)
+    client = SparkPostClient(API_KEY, f"http://{LOCAL_API_HOST}:{port}/api/v1", timeout=timeout)
+    started = time.monotonic()
+    assert client.retrieve_tracking_domain(DOMAIN)["domain"] == DOMAIN
+    assert time.monotonic() - started <= worst_case_seconds(timeout)
+    assert [r.method for r in sparkpost.log] == ["GET"]
+
+
+def test_a_name_lookup_that_hangs_cannot_hold_a_call_past_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    lookups: list[str] = []
+
+    def hanging_getaddrinfo(name: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if name != API_HOST:
+            return _real_getaddrinfo(name, port, *args, **kwargs)
+        lookups.append(name)
+        release.wait(10)  # a resolver that never answers (bounded, so a failing run still ends)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_getaddrinfo)
+    timeout = Timeout(connect=5.0, read=1.0, total=1.0)
+    client = SparkPostClient(API_KEY, f"https://{API_HOST}/api/v1", timeout=timeout, retry=retry_policy(jitter=0.0))
+    try:
+        for _ in range(2):
+            started = time.monotonic()
+            with pytest.raises(SparkPostError) as info:
+                client.list_tracking_domains()
+            assert time.monotonic() - started <= worst_case_seconds(timeout)  # 1 s deadline + 1 s grace
+            text = str(info.value)
+            assert f"the name {API_HOST} did not resolve within the call's deadline of 1 s" in text
+            assert "check the DNS resolver" in text
+            assert info.value.maybe_applied is False
+            assert_no_secret(text, "error text")
+        # The second call waited on the lookup still in flight instead of starting another: hung lookups
+        # cannot pile up, one per host at most.
+        assert lookups == [API_HOST]
+    finally:
+        release.set()
+
+
+def test_a_name_that_does_not_resolve_is_named(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None:
+    def no_such_name(name: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if name != API_HOST:
+            return _real_getaddrinfo(name, port, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    client = SparkPostClient(API_KEY, f"https://{API_HOST}/api/v1", retry=retry_policy(retries=1, jitter=0.0))
+    with pytest.raises(SparkPostError) as info:
+        client.list_tracking_domains()
+    text = str(info.value)
+    assert f"the name {API_HOST} does not resolve (Name or service not known)" in text
+    assert "check the host in sparkpost:apiUrl" in text and info.value.maybe_applied is False

@@ -8,6 +8,7 @@ they never skip.
 from __future__ import annotations
 
 import datetime
+import select
 import shutil
 import socket
 import ssl
@@ -384,4 +385,40 @@ class TricklingServer:
 
     def close(self) -> None:
         self._stop.set()
+        self.listener.close()
+
+
+class BlackHoleListener:
+    """A TCP address on the loopback (127.0.0.x, no root needed) where a connect hangs: nothing answers.
+
+    Linux drops a SYN that arrives while a listener's accept queue is full, and the connecting side
+    keeps resending it, so `connect()` waits for its timeout like it does towards a firewall that
+    silently drops packets. The listener never accepts; its queue is filled at once by sockets of its
+    own, and a probe confirms that a further connect really hangs.
+    """
+
+    def __init__(self, ip: str = "127.0.0.2") -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind((ip, 0))
+        self.listener.listen(0)
+        self.address: tuple[str, int] = self.listener.getsockname()
+        self._fillers: list[socket.socket] = []
+        for _ in range(8):
+            if self._connect_hangs():
+                return
+        self.close()
+        raise RuntimeError(f"could not make {ip} drop connects: does this kernel drop SYNs at a full accept queue?")
+
+    def _connect_hangs(self) -> bool:
+        """One more connect to the listener: True when it is still pending after a while (the queue is full)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._fillers.append(sock)  # kept open: an accepted-into-queue filler keeps its place
+        sock.setblocking(False)
+        sock.connect_ex(self.address)  # EINPROGRESS: the answer, if any, makes it writable
+        _, writable, _ = select.select([], [sock], [], 0.2)
+        return not writable
+
+    def close(self) -> None:
+        for sock in self._fillers:
+            sock.close()
         self.listener.close()

@@ -5,8 +5,9 @@ Shapes and status codes follow `shared/reference/sparkpost/tracking-domains.apib
 `sending-domains.apib`. Retries are one policy object (`retry_policy`, urllib3's `Retry` mounted
 through an `HTTPAdapter`): 429, 5xx and connection errors are retried with exponential backoff and
 jitter, `Retry-After` is honoured up to a cap (a malformed one counts as absent), and every call has a
-total deadline covering all its attempts, the waits between them and the reading of the answer
-(`deadline.py`), so `worst_case_seconds` is a true bound even against a server that trickles its answer.
+total deadline covering all its attempts, the waits between them, the name lookup, the connects to
+every address of the host, and the reading of the answer (`deadline.py`), so `worst_case_seconds` is
+a true bound even against a server that trickles its answer or addresses that drop every packet.
 
 Only SparkPost's own answers are taken as facts: an error status counts as SparkPost's when its body
 is SparkPost's JSON (`{"errors": [{"message": ...}]}`). A 404 page from a proxy does not mean "gone";
@@ -25,6 +26,7 @@ import logging
 import posixpath
 import random
 import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +37,14 @@ import urllib3.exceptions
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import RequestHistory, Retry
 
-from components.sparkpost.deadline import SHUTDOWN_GRACE, CallDeadline, DeadlineAdapter, current
+from components.sparkpost.deadline import (
+    SHUTDOWN_GRACE,
+    CallDeadline,
+    ConnectDeadlineError,
+    DeadlineAdapter,
+    NameLookupDeadlineError,
+    current,
+)
 
 log = logging.getLogger(__name__)
 
@@ -539,9 +548,31 @@ def _response_history(response: requests.Response) -> tuple[RequestHistory, ...]
     return tuple(getattr(retries, "history", ()) or ())
 
 
+CHECK_THE_NETWORK = "check the network and SparkPost's status page, then run again"
+
+
 def _transport_reason(exc: requests.RequestException, attempts: int, deadline: CallDeadline) -> str:
     inner = exc.args[0] if exc.args else None
     reason = getattr(inner, "reason", None)
+    opening = _opening_failure(reason, _history_of(exc))
+    if isinstance(opening, NameLookupDeadlineError):
+        return (
+            f"{opening.args[-1]}{_after(attempts)}; the DNS resolver did not answer: check the DNS resolver "
+            "(/etc/resolv.conf, or the network's DNS servers) and the network, then run again"
+        )
+    if isinstance(opening, ConnectDeadlineError):
+        return (
+            f"{opening.args[-1]}{_after(attempts)}; the connection attempts got no answer: check the network, "
+            "a firewall or proxy in the way (HTTPS_PROXY/HTTP_PROXY in the environment), and SparkPost's "
+            "status page, then run again"
+        )
+    if isinstance(opening, urllib3.exceptions.NameResolutionError):
+        cause = opening.__cause__
+        why = cause.strerror if isinstance(cause, socket.gaierror) and cause.strerror else str(cause)
+        return (
+            f"the name {opening.conn.host} does not resolve ({why}){_after(attempts)}; check the host in "
+            "sparkpost:apiUrl (or the region) and the DNS resolver, then run again"
+        )
     if deadline.expired or isinstance(reason, DeadlineExceeded):
         kind = f"no complete answer within the call's deadline of {deadline.seconds:g} s"
     elif isinstance(reason, urllib3.exceptions.NewConnectionError) and isinstance(
@@ -554,7 +585,17 @@ def _transport_reason(exc: requests.RequestException, attempts: int, deadline: C
         kind = "connection failed or was dropped"
     else:
         kind = type(exc).__name__
-    return f"{kind}{_after(attempts)}; check the network and SparkPost's status page, then run again"
+    return f"{kind}{_after(attempts)}; {CHECK_THE_NETWORK}"
+
+
+def _opening_failure(reason: object, history: tuple[RequestHistory, ...]) -> Exception | None:
+    """What kept the last attempt from opening its connection, when that is what failed: the reason
+    urllib3 gave up, or (when the deadline stopped the retries) the last attempt's own error."""
+    opening = (urllib3.exceptions.NameResolutionError, NameLookupDeadlineError, ConnectDeadlineError)
+    if isinstance(reason, opening):
+        return reason
+    last = history[-1].error if history else None
+    return last if isinstance(last, opening) else None
 
 
 def _maybe_applied(error: Exception | None, status: int | None) -> bool:
