@@ -108,6 +108,13 @@ class ProviderHost:
         )
         return _props(response.inputs), [(f.property, f.reason) for f in response.failures]
 
+    def check_wire(self, news: dict[str, Any], olds: dict[str, Any] | None = None) -> Any:
+        """Check, answered as the engine receives it: the raw `CheckResponse` (an input the provider left
+        unknown comes back as the wire's unknown marker, which `check` would turn into None here)."""
+        return self.stub.Check(
+            provider_pb2.CheckRequest(urn=self.urn, olds=_struct(olds or {}), news=_struct(self._with_provider(news)))
+        )
+
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
         return self.stub.Diff(
             provider_pb2.DiffRequest(id=id_, urn=self.urn, olds=_struct(olds), news=_struct(self._with_provider(news)))

@@ -13,6 +13,7 @@ from provider_host import ProviderHost, decoded_provider, serialized_provider
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2
+from pulumi.runtime.rpc import UNKNOWN
 
 from components.sparkpost.provider import TrackingDomainProvider
 from world.sparkpost_emulator import SparkPostEmulator
@@ -173,3 +174,30 @@ def test_read_from_an_id_alone_over_grpc(sparkpost: SparkPostEmulator) -> None:
         assert host.diff(id_, outs, inputs).changes == provider_pb2.DiffResponse.DIFF_NONE
         assert_no_secret(host.stderr_text(), "the provider host's stderr")
     assert [r.method for r in sparkpost.log] == ["GET"]
+
+
+# --- previews: the engine sends inputs it does not know yet ----------------------------------------
+# It marks them with the wire's unknown marker; the host hands them to the provider as
+# `pulumi.output.Unknown` objects (`keep_unknowns=True` in check and diff). `_struct` here serialises
+# the `UNKNOWN` string to exactly that marker, so these calls reach the provider as the engine's do.
+
+
+@pytest.mark.parametrize("key", ["domain", "subaccount", "api_url", "default", "secure", "verify_timeout"])
+def test_check_in_a_preview_takes_an_unknown_input_as_may_change(host: ProviderHost, key: str) -> None:
+    news = {"domain": DOMAIN, "default": True, "api_url": "https://api.sparkpost.com/api/v1", key: UNKNOWN}
+    response = host.check_wire(news)
+    assert [(f.property, f.reason) for f in response.failures] == []
+    assert response.inputs.fields[key].string_value == UNKNOWN  # handed back to the engine as unknown
+
+
+@pytest.mark.parametrize(
+    ("key", "replaces"),
+    [("domain", ["domain"]), ("subaccount", ["subaccount"]), ("api_url", ["endpoint"]), ("default", [])],
+)
+def test_diff_in_a_preview_of_an_unknown_input(
+    host: ProviderHost, sparkpost: SparkPostEmulator, key: str, replaces: list[str]
+) -> None:
+    inputs, _ = host.check({"domain": DOMAIN, "api_url": sparkpost.url})
+    _, outs = host.create(inputs)
+    response = host.diff(DOMAIN, outs, dict(inputs, **{key: UNKNOWN}))
+    assert (response.changes, list(response.replaces)) == (provider_pb2.DiffResponse.DIFF_SOME, replaces)

@@ -85,6 +85,7 @@ def test_check_normalizes_fills_defaults_and_calls_nothing(sparkpost: SparkPostE
         "subaccount": 5,
         "api_url": None,
         "ready": False,
+        "stack_tracking_domains": None,
     }
     assert sparkpost.log == []
 
@@ -156,8 +157,13 @@ def test_a_sending_domain_already_associated_is_recorded_and_given_back(
     assert sparkpost.state.sending_domains[SENDING]["tracking_domain"] == TRACK
     sparkpost.reset_log()
     provider.delete(SENDING, outs)
-    assert calls(sparkpost) == [f"PUT /sending-domains/{SENDING}"]
-    assert sparkpost.log[0].body == {"tracking_domain": OLD}
+    # Delete looks at what SparkPost has, checks that the one to give back still exists, then gives it back.
+    assert calls(sparkpost) == [
+        f"GET /sending-domains/{SENDING}",
+        f"GET /tracking-domains/{OLD}",
+        f"PUT /sending-domains/{SENDING}",
+    ]
+    assert sparkpost.log[2].body == {"tracking_domain": OLD}
     assert snapshot(sparkpost) == before
 
 
@@ -166,7 +172,8 @@ def test_delete_removes_an_association_the_domain_did_not_have(
 ) -> None:
     outs = created(sparkpost)
     configured().delete(SENDING, outs)
-    assert [r.body for r in sparkpost.log] == [{"tracking_domain": ""}]
+    assert calls(sparkpost) == [f"GET /sending-domains/{SENDING}", f"PUT /sending-domains/{SENDING}"]
+    assert sparkpost.log[1].body == {"tracking_domain": ""}
     assert snapshot(sparkpost) == brand  # no tracking_domain at all, as it was found
 
 
@@ -195,22 +202,50 @@ def test_not_ready_it_waits_without_a_put_and_converges_on_a_later_up(
     assert sparkpost.log == []
 
 
-def test_pending_throughout_destroy_makes_no_call(sparkpost: SparkPostEmulator, brand: dict[str, Any]) -> None:
+def test_pending_throughout_destroy_only_looks(sparkpost: SparkPostEmulator, brand: dict[str, Any]) -> None:
     outs = created(sparkpost, ready=False)
     configured().delete(SENDING, outs)
-    assert sparkpost.log == [] and snapshot(sparkpost) == brand
+    # State says it was never associated, but SparkPost's live value decides: one look, no change.
+    assert calls(sparkpost) == [f"GET /sending-domains/{SENDING}"] and snapshot(sparkpost) == brand
 
 
-def test_a_sending_domain_already_on_this_host_needs_no_put(
+def test_delete_leaves_a_sending_domain_that_points_elsewhere_now(
     sparkpost: SparkPostEmulator, brand: dict[str, Any]
 ) -> None:
-    sparkpost.state.sending_domains[SENDING]["tracking_domain"] = TRACK
+    outs = created(sparkpost)
+    sparkpost.state.sending_domains[SENDING]["tracking_domain"] = OLD  # changed since by someone else
+    configured().delete(SENDING, outs)
+    assert calls(sparkpost) == [f"GET /sending-domains/{SENDING}"]
+    assert sparkpost.state.sending_domains[SENDING]["tracking_domain"] == OLD
+
+
+@pytest.mark.parametrize("found_on", [TRACK, "click.example.com"])
+def test_a_sending_domain_already_on_a_host_of_this_stack_is_not_its_pre_stack_value(
+    sparkpost: SparkPostEmulator, brand: dict[str, Any], found_on: str
+) -> None:
+    # An interrupted `pulumi up` whose PUT SparkPost carried out, or a sending domain moved from another zone's
+    # host: what it points at is this stack's doing. The value before cannot be known: none is recorded, so
+    # destroy removes the link instead of leaving it on a host that destroy deletes.
+    sparkpost.add_domain("click.example.com", secure=True, verified=True)
+    sparkpost.state.sending_domains[SENDING]["tracking_domain"] = found_on
     provider = configured()
-    outs = provider.create(inputs(sparkpost)).outs
-    assert outs is not None and outs["associated"] is True and outs["previous_tracking_domain"] == TRACK
-    provider.delete(SENDING, outs)
-    assert calls(sparkpost) == [f"GET /sending-domains/{SENDING}"]  # and destroy leaves it as found
+    stack = [TRACK, "click.example.com"]
+    outs = provider.create(inputs(sparkpost, stack_tracking_domains=stack)).outs
+    assert outs is not None and outs["associated"] is True and outs["previous_tracking_domain"] == ""
     assert sparkpost.state.sending_domains[SENDING]["tracking_domain"] == TRACK
+    sparkpost.reset_log()
+    provider.delete(SENDING, outs)
+    assert calls(sparkpost) == [f"GET /sending-domains/{SENDING}", f"PUT /sending-domains/{SENDING}"]
+    assert "tracking_domain" not in sparkpost.state.sending_domains[SENDING]
+
+
+def test_state_that_recorded_its_own_host_as_previous_gives_back_none(
+    sparkpost: SparkPostEmulator, brand: dict[str, Any]
+) -> None:
+    # State written before the rule above: destroy never gives a sending domain back its own tracking host.
+    outs = dict(created(sparkpost), previous_tracking_domain=TRACK)
+    configured().delete(SENDING, outs)
+    assert [r.body for r in sparkpost.log if r.method == "PUT"] == [{"tracking_domain": ""}]
 
 
 def test_a_tracking_domain_no_longer_ready_gives_the_sending_domain_back(
@@ -311,6 +346,7 @@ def test_in_a_subaccount_every_call_carries_its_header(sparkpost: SparkPostEmula
     assert calls(sparkpost) == [
         f"GET /sending-domains/{SENDING} [5]",
         f"PUT /sending-domains/{SENDING} [5]",
+        f"GET /sending-domains/{SENDING} [5]",
         f"PUT /sending-domains/{SENDING} [5]",
     ]
     assert "tracking_domain" not in sparkpost.state.sending_domains[SENDING]
@@ -332,6 +368,10 @@ def test_a_tracking_domain_sparkpost_does_not_have_there_is_reported_clearly(
     assert f"SparkPost has no tracking domain {TRACK} in the primary account, where {SENDING} is" in text
     assert "must belong to the same account or subaccount" in text
     assert "tracking_domain" not in sparkpost.state.sending_domains[SENDING]
+    # `ready` given by hand for a host SparkPost lacks: the emulator records the PUT naming a missing one.
+    missing = [f"PUT sending domain {SENDING} naming missing tracking domain {TRACK}"]
+    assert sparkpost.state.violations == ([] if where != "nowhere" else missing)
+    sparkpost.state.violations.clear()
 
 
 # --- faults: retried, then reported; create stays transactional --------------------------------
@@ -348,18 +388,48 @@ def test_a_failing_read_is_retried_then_reported(sparkpost: SparkPostEmulator, b
     assert calls(sparkpost) == [f"GET /sending-domains/{SENDING}"] * 5
 
 
-def test_a_put_that_may_have_gone_through_is_put_back_before_create_fails(
+def test_a_put_carried_out_although_it_failed_is_read_back_and_recorded(
+    sparkpost: SparkPostEmulator, brand: dict[str, Any]
+) -> None:
+    # SparkPost applies the PUT but answers 500 to every attempt: what it has now is what counts.
+    sparkpost.state.sending_domains[SENDING]["tracking_domain"] = OLD
+    sparkpost.fail_next("PUT", f"/sending-domains/{SENDING}", Fault(kind="apply-then-fail"), times=5)
+    provider = configured()
+    outs = provider.create(inputs(sparkpost)).outs
+    assert outs is not None and (outs["previous_tracking_domain"], outs["current_tracking_domain"]) == (OLD, TRACK)
+    assert calls(sparkpost) == [f"GET /sending-domains/{SENDING}"] + [f"PUT /sending-domains/{SENDING}"] * 5 + [
+        f"GET /sending-domains/{SENDING}"
+    ]
+    sparkpost.reset_log()
+    provider.delete(SENDING, outs)  # and destroy gives the value found back
+    assert sparkpost.state.sending_domains[SENDING]["tracking_domain"] == OLD
+
+
+def test_a_put_that_failed_without_taking_effect_fails_with_nothing_changed(
+    sparkpost: SparkPostEmulator, brand: dict[str, Any]
+) -> None:
+    sparkpost.state.sending_domains[SENDING]["tracking_domain"] = OLD
+    before = snapshot(sparkpost)
+    sparkpost.fail_next("PUT", f"/sending-domains/{SENDING}", Fault(status=500), times=5)
+    with pytest.raises(RuntimeError) as info:
+        configured().create(inputs(sparkpost))
+    assert str(info.value).startswith(f"could not point sending domain {SENDING} at tracking domain {TRACK}: ")
+    assert f"SparkPost did not change it: {SENDING} still has tracking domain {OLD}." in str(info.value)
+    assert calls(sparkpost)[-1] == f"GET /sending-domains/{SENDING}"  # read back, no blind undo
+    assert snapshot(sparkpost) == before
+
+
+def test_a_create_that_cannot_read_back_puts_the_value_back(
     sparkpost: SparkPostEmulator, brand: dict[str, Any]
 ) -> None:
     sparkpost.state.sending_domains[SENDING]["tracking_domain"] = OLD
     before = snapshot(sparkpost)
     sparkpost.fail_next("PUT", f"/sending-domains/{SENDING}", Fault(kind="apply-then-fail"), times=5)
+    sparkpost.fail_next("GET", f"/sending-domains/{SENDING}", Fault(status=503), times=5, skip=1)
     with pytest.raises(RuntimeError) as info:
         configured().create(inputs(sparkpost))
-    assert str(info.value).startswith(f"could not point sending domain {SENDING} at tracking domain {TRACK}: ")
-    assert [r.body for r in sparkpost.log if r.method == "PUT"] == [{"tracking_domain": TRACK}] * 5 + [
-        {"tracking_domain": OLD}
-    ]
+    assert f"{SENDING} was put back to tracking domain {OLD}." in str(info.value)
+    assert [r.body for r in sparkpost.log if r.method == "PUT"][-1] == {"tracking_domain": OLD}
     assert snapshot(sparkpost) == before  # not recorded in state, so not left changed
 
 
@@ -368,6 +438,7 @@ def test_when_putting_back_fails_too_the_error_says_what_to_set_by_hand(
 ) -> None:
     sparkpost.state.sending_domains[SENDING]["tracking_domain"] = OLD
     sparkpost.fail_next("PUT", f"/sending-domains/{SENDING}", Fault(kind="apply-then-fail"), times=10)
+    sparkpost.fail_next("GET", f"/sending-domains/{SENDING}", Fault(status=503), times=5, skip=1)
     with pytest.raises(RuntimeError) as info:
         configured().create(inputs(sparkpost))
     text = str(info.value)
@@ -424,9 +495,10 @@ def test_refused_or_missing_key(
         ({"sending_domain": "news.example.com"}, ["sending_domain"]),
         ({"subaccount": 4}, ["subaccount"]),
         ({"api_url": "http://127.0.0.1:9/api/v1"}, ["endpoint"]),
-        ({"tracking_domain": "click.example.com"}, []),
+        # Another host, or its tracking domain being replaced: give the sending domain back first.
+        ({"tracking_domain": "click.example.com"}, ["tracking_domain"]),
         ({"ready": UNKNOWN}, []),
-        ({"tracking_domain": UNKNOWN}, []),
+        ({"tracking_domain": UNKNOWN}, ["tracking_domain"]),
     ],
 )
 def test_diff_makes_no_call(
@@ -477,7 +549,7 @@ def test_read_records_drift_and_the_next_up_repairs_it(sparkpost: SparkPostEmula
     assert result.outs["previous_tracking_domain"] == ""  # what was found before the stack, unchanged
     assert result.inputs == {
         k: outs[k] for k in ("sending_domain", "tracking_domain", "subaccount", "api_url", "ready")
-    }
+    } | {"stack_tracking_domains": None}
     assert provider.diff(SENDING, result.outs, inputs(sparkpost)).changes is True
     sparkpost.reset_log()
     repaired = provider.update(SENDING, result.outs, inputs(sparkpost)).outs
@@ -523,8 +595,10 @@ def test_read_from_an_id_alone_records_the_domain_as_found(
     result = provider.read("Mail.Example.com", {})
     assert result.id == SENDING and result.outs is not None and result.inputs is not None
     assert (result.outs["tracking_domain"], result.outs["previous_tracking_domain"]) == (TRACK, TRACK)
-    provider.delete(SENDING, result.outs)  # as found: nothing to give back
-    assert calls(sparkpost) == [f"GET /sending-domains/{SENDING}"]
+    sparkpost.reset_log()
+    provider.delete(SENDING, result.outs)  # its own host is never given back as "previous": none is
+    assert calls(sparkpost) == [f"GET /sending-domains/{SENDING}", f"PUT /sending-domains/{SENDING}"]
+    assert sparkpost.log[1].body == {"tracking_domain": ""}
 
 
 # --- delete -----------------------------------------------------------------------------------
@@ -534,7 +608,7 @@ def test_delete_of_a_vanished_sending_domain_is_done(sparkpost: SparkPostEmulato
     outs = created(sparkpost)
     del sparkpost.state.sending_domains[SENDING]
     configured().delete(SENDING, outs)
-    assert [(r.method, r.status) for r in sparkpost.log] == [("PUT", 404)]
+    assert [(r.method, r.status) for r in sparkpost.log] == [("GET", 404)]
 
 
 def test_delete_when_the_previous_tracking_domain_is_gone_removes_the_association(
@@ -544,9 +618,11 @@ def test_delete_when_the_previous_tracking_domain_is_gone_removes_the_associatio
     outs = created(sparkpost)
     del sparkpost.state.domains[OLD]  # deleted in SparkPost meanwhile: it cannot be given back
     configured().delete(SENDING, outs)
-    assert [(r.body, r.status) for r in sparkpost.log] == [
-        ({"tracking_domain": OLD}, 400),
-        ({"tracking_domain": ""}, 200),
+    # Looked up first, so the sending domain is never pointed at a tracking domain that does not exist.
+    assert [(r.method, r.path.removeprefix("/api/v1"), r.body, r.status) for r in sparkpost.log] == [
+        ("GET", f"/sending-domains/{SENDING}", None, 200),
+        ("GET", f"/tracking-domains/{OLD}", None, 404),
+        ("PUT", f"/sending-domains/{SENDING}", {"tracking_domain": ""}, 200),
     ]
     assert "tracking_domain" not in sparkpost.state.sending_domains[SENDING]
 
@@ -559,7 +635,7 @@ def test_delete_retries_faults_then_reports(sparkpost: SparkPostEmulator, brand:
     assert str(info.value).startswith(
         f"could not give sending domain {SENDING} its tracking domain back (no tracking domain): SparkPost answered 503"
     )
-    assert len(sparkpost.log) == 5
+    assert calls(sparkpost) == [f"GET /sending-domains/{SENDING}"] + [f"PUT /sending-domains/{SENDING}"] * 5
     assert sparkpost.state.sending_domains[SENDING]["tracking_domain"] == TRACK  # still in state: destroy fails
 
 
@@ -647,7 +723,7 @@ def test_full_lifecycle_over_grpc(host: ProviderHost, sparkpost: SparkPostEmulat
     # Destroy: the sending domain is exactly as it was found.
     sparkpost.reset_log()
     host.delete(id_, outs)
-    assert [r.body for r in sparkpost.log] == [{"tracking_domain": OLD}]
+    assert [r.body for r in sparkpost.log if r.method == "PUT"] == [{"tracking_domain": OLD}]
     assert snapshot(sparkpost) == before
     assert_no_secret(json.dumps(outs, default=str), "outputs")
 
@@ -662,3 +738,30 @@ def test_errors_cross_the_wire_with_what_to_do(host: ProviderHost, sparkpost: Sp
     details = info.value.details() or ""
     assert f"sending domain {SENDING} does not exist in SparkPost" in details and "Nothing was changed." in details
     assert API_KEY not in details
+
+
+@pytest.mark.parametrize("key", ["ready", "tracking_domain", "subaccount", "api_url", "stack_tracking_domains"])
+def test_check_in_a_preview_takes_an_unknown_input_as_may_change(host: ProviderHost, key: str) -> None:
+    # The engine marks an input computed from another resource's output as unknown; the host hands it to
+    # the provider as a `pulumi.output.Unknown` object. Never a failure, and handed back as unknown.
+    news = {"sending_domain": SENDING, "tracking_domain": TRACK, "ready": True, key: UNKNOWN}
+    response = host.check_wire(news)
+    assert [(f.property, f.reason) for f in response.failures] == []
+    assert response.inputs.fields[key].string_value == UNKNOWN
+
+
+def test_diff_in_a_preview_replaces_when_its_tracking_domain_is_not_known(
+    host: ProviderHost, sparkpost: SparkPostEmulator, brand: dict[str, Any]
+) -> None:
+    # What the engine asks when the tracking domain is replaced with delete-before-replace: the dependent's
+    # diff, with what it takes from the tracking domain unknown. "Replace" makes the engine delete the
+    # association (giving the sending domain back) before the tracking domain goes.
+    checked, _ = host.check(
+        {"sending_domain": SENDING, "tracking_domain": TRACK, "ready": True, "api_url": sparkpost.url}
+    )
+    _, outs = host.create(checked)
+    response = host.diff(SENDING, outs, dict(checked, tracking_domain=UNKNOWN, ready=UNKNOWN))
+    assert response.changes == provider_pb2.DiffResponse.DIFF_SOME
+    assert (list(response.replaces), response.deleteBeforeReplace) == (["tracking_domain"], True)
+    only_ready = host.diff(SENDING, outs, dict(checked, ready=UNKNOWN))  # may change: an update, not a replace
+    assert (only_ready.changes, list(only_ready.replaces)) == (provider_pb2.DiffResponse.DIFF_SOME, [])

@@ -49,6 +49,7 @@ class ArmedFault:
     path: re.Pattern[str]
     fault: Fault
     remaining: int
+    skip: int = 0  # matching requests to let through first
 
 
 class Logged(Protocol):
@@ -112,16 +113,20 @@ class LoopbackApi(Generic[L]):
         self._server.shutdown()
         self._server.server_close()
 
-    def fail_next(self, method: str, path: str, fault: Fault, times: int = 1) -> None:
-        """Answer the next `times` requests matching `method` and the regex `path` (after the API base)."""
+    def fail_next(self, method: str, path: str, fault: Fault, times: int = 1, *, skip: int = 0) -> None:
+        """Answer the next `times` requests matching `method` and the regex `path` (after the API base), after
+        letting the first `skip` of them through."""
         with self._lock:
-            self._faults.append(ArmedFault(method, re.compile(path + "$"), fault, times))
+            self._faults.append(ArmedFault(method, re.compile(path + "$"), fault, times, skip))
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         """The fault armed for this request, if any (`path` relative to the API base)."""
         with self._lock:
             for armed in self._faults:
                 if armed.remaining > 0 and armed.method == method and armed.path.match(path):
+                    if armed.skip > 0:
+                        armed.skip -= 1
+                        continue
                     armed.remaining -= 1
                     return armed.fault
         return None

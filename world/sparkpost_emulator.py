@@ -11,9 +11,16 @@ rule without its answer, the emulator chooses, and says so below:
 - a tracking domain of another subaccount than the sending domain's answers the same 400 as an unknown
   one ("is not a registered tracking domain"): SparkPost looks it up where the sending domain is;
 - a subaccount-scoped GET also sees the primary account's domains shared with subaccounts;
-- deleting a tracking domain that a sending domain still uses is allowed, and leaves that sending
-  domain's `tracking_domain` as it was (the Blueprint says nothing; the program gives associations back
-  before it deletes a tracking domain, so it does not depend on either answer).
+- deleting a tracking domain that a sending domain still uses: the Blueprint says nothing, so both
+  plausible answers are kept. By default it is allowed and leaves that sending domain's `tracking_domain`
+  as it was (a dangling link); with `state.refuse_deleting_associated` it is refused with a 400 naming the
+  sending domains. The program gives associations back before it deletes a tracking domain, so it must
+  work with either, and tests run both.
+
+The invariant the program keeps: at no moment does a sending domain point at a tracking domain that does
+not exist. Every moment that breaks it is recorded in `state.violations` (a DELETE of a tracking domain a
+sending domain still names, a PUT naming a tracking domain that does not exist), whatever was answered;
+the `sparkpost` fixture of the tests fails any test that leaves one there.
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ class EmulatorState:
     certificate_check_failing: set[str] = field(default_factory=set)  # certificate/check answers 400
     certificate_failing: dict[str, str] = field(default_factory=dict)  # domain -> tls_certificate.error_code
     sending_domains: dict[str, dict[str, Any]] = field(default_factory=dict)  # sending-domains.apib objects
+    refuse_deleting_associated: bool = False  # the other plausible answer to deleting a domain in use (above)
+    violations: list[str] = field(default_factory=list)  # moments a sending domain named a missing tracking domain
 
 
 class SparkPostEmulator(LoopbackApi[LoggedRequest]):
@@ -243,6 +252,12 @@ class SparkPostEmulator(LoopbackApi[LoggedRequest]):
     def _delete(self, domain: str, scope: int | None) -> tuple[int, Any]:
         if self._visible(domain, scope, write=True) is None:
             return 404, NOT_FOUND
+        users = sorted(d for d, o in self.state.sending_domains.items() if o.get("tracking_domain") == domain)
+        if users:
+            self.state.violations.append(f"DELETE tracking domain {domain} while sending domains {users} name it")
+            if self.state.refuse_deleting_associated:
+                message = f"Tracking domain '{domain}' is in use by sending domains: {', '.join(users)}"
+                return 400, {"errors": [{"message": message}]}
         del self.state.domains[domain]
         return 204, None
 
@@ -343,6 +358,8 @@ class SparkPostEmulator(LoopbackApi[LoggedRequest]):
                 obj.pop("tracking_domain", None)  # "To remove the current value, set it to an empty string."
             else:
                 tracking = self.state.domains.get(wanted.lower())
+                if tracking is None:
+                    self.state.violations.append(f"PUT sending domain {domain} naming missing tracking domain {wanted}")
                 # "The tracking domain and sending domain must belong to the same subaccount."
                 if tracking is None or tracking.get("subaccount_id") != obj.get("subaccount_id"):
                     description = f"Tracking domain '{wanted}' is not a registered tracking domain"

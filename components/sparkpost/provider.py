@@ -44,6 +44,7 @@ from components.sparkpost.provider_base import (
     scope,
     scope_name,
     shown,
+    with_unknown_markers,
 )
 from components.sparkpost.waiting import SharedWait
 
@@ -64,11 +65,12 @@ class TrackingDomainProvider(SparkPostProvider):
     # --- engine entry points ------------------------------------------------------------------
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs, failures = validate_inputs(news)
+        inputs, failures = validate_inputs(with_unknown_markers(news))
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # No API call here: compare the recorded outputs with the new inputs only.
+        news = with_unknown_markers(news)
         replaces = self._replacements(olds, news, "domain")
         updates = [key for key in ("secure", "default") if differs(olds.get(key), news.get(key))]
         if not olds.get("verified"):

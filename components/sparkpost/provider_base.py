@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
+from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
 from components.hostnames import HostnameError, normalize_host
@@ -70,7 +71,7 @@ class SparkPostProvider(ResourceProvider):
         return base_url_for(self._region or os.environ.get("SPARKPOST_REGION") or "us")
 
     def _endpoint_or_unknown(self, props: dict[str, Any]) -> str:
-        return UNKNOWN if props.get("api_url") == UNKNOWN else self._endpoint(props)
+        return UNKNOWN if is_unknown(props.get("api_url")) else self._endpoint(props)
 
     def _replacements(self, olds: dict[str, Any], news: dict[str, Any], name: str) -> list[str]:
         """What only a new SparkPost object can change: its name (`name` is the property holding it), its
@@ -81,6 +82,37 @@ class SparkPostProvider(ResourceProvider):
             ("endpoint", endpoint_differs(olds.get("endpoint"), self._endpoint_or_unknown(news))),
         )
         return [key for key, differ in changed if differ]
+
+
+# --- values not known yet (preview) ------------------------------------------------------------------
+
+
+def is_unknown(value: Any) -> bool:
+    """An input not known yet: during a preview, one computed from another resource's output.
+
+    The engine's dynamic-provider host deserialises check and diff inputs with `keep_unknowns=True`, so
+    such a value arrives as a `pulumi.output.Unknown` object; code that builds inputs by hand (and older
+    hosts) uses the `UNKNOWN` marker string. Both mean "may change".
+    """
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
+def with_unknown_markers(props: dict[str, Any]) -> dict[str, Any]:
+    """The inputs with every unknown, at any depth, as the `UNKNOWN` marker string.
+
+    One spelling for the comparisons below, and the one the host serialises back to the engine as
+    "unknown" (an `Unknown` object would go back as an empty object)."""
+
+    def marked(value: Any) -> Any:
+        if is_unknown(value):
+            return UNKNOWN
+        if isinstance(value, dict):
+            return {key: marked(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [marked(item) for item in value]
+        return value
+
+    return {key: marked(value) for key, value in props.items()}
 
 
 # --- parsing inputs (check) ----------------------------------------------------------------------
@@ -121,7 +153,7 @@ def parse_subaccount(value: Any) -> int | None:
 
 
 def differs(old: Any, new: Any) -> bool:
-    if new == UNKNOWN:
+    if is_unknown(new):
         return True
     if isinstance(old, float) or isinstance(new, float):  # numbers may come back from state as floats
         try:
@@ -142,12 +174,12 @@ def scope(value: Any) -> int | None:
 
 def scope_differs(old: Any, new: Any) -> bool:
     # None and 0 are both the primary account: that is no change, and no replacement.
-    return new == UNKNOWN or scope(old) != scope(new)
+    return is_unknown(new) or scope(old) != scope(new)
 
 
 def endpoint_differs(old: Any, new: str) -> bool:
     # State written before URLs were normalized may spell the same endpoint differently.
-    if new == UNKNOWN:
+    if is_unknown(new):
         return True
     try:
         return normalize_base_url(old) != new
@@ -192,8 +224,8 @@ class InputCheck:
 
     def field(self, key: str, default: Any, parse: Callable[[Any], Any]) -> None:
         value = self.news.get(key, default)
-        if value is None or (isinstance(value, str) and value == UNKNOWN):  # unknown during preview
-            self.inputs[key] = value
+        if value is None or is_unknown(value):  # unknown during preview: may change, never a failure
+            self.inputs[key] = UNKNOWN if value is not None else None
             return
         try:
             self.inputs[key] = parse(value)

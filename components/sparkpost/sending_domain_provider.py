@@ -8,9 +8,21 @@ stack and after it. So the provider touches one field of it, and gives it back:
 - create reads the sending domain, refuses one of another owner with a message saying what to do,
   records its `tracking_domain` as found (`previous_tracking_domain`, "" for none), then points it at
   the tracking domain, but only once that is ready (verified and secure): until then the sending
-  domain keeps what it had, and a later `pulumi up`, after the registrar step, makes the association;
-- diff makes no API call; read records what SparkPost has now, so drift shows on refresh and the next
-  `pulumi up` repairs it; delete puts the value found back ("" removes the association);
+  domain keeps what it had, and a later `pulumi up`, after the registrar step, makes the association.
+  Found already on a tracking host of this stack (an interrupted `pulumi up` that SparkPost carried out,
+  or a sending domain moved between zones), the value found is this stack's doing, not the one before
+  it: the one before cannot be known, and "" (none) is recorded, so destroy never leaves a link to a
+  host it deletes;
+- a PUT whose outcome is unknown (an answer lost, a 5xx after SparkPost may have applied it) is read
+  back, and what SparkPost has is what counts: done if it took, an error if it did not;
+- diff makes no API call. A change of the tracking domain (or one not known yet, as when its tracking
+  domain is being replaced) replaces the association, deleting first: the engine then gives the sending
+  domain back before the tracking domain it names goes (pkg/v3 step_generator.go,
+  calculateDependentReplacements: dependents whose diff answers "replace" are deleted first);
+- read records what SparkPost has now, so drift shows on refresh and the next `pulumi up` repairs it;
+- delete acts on SparkPost's live value, not on what state last recorded: if the sending domain points
+  at this association's tracking domain, it gets back the value found at create ("" when that tracking
+  domain no longer exists, or was this stack's own); pointing elsewhere, it is not ours and is left alone;
 - every PUT carries `tracking_domain` alone: DKIM, bounce and sharing settings are never sent.
 
 This module's path is part of every stack's state (the provider is pickled by reference into
@@ -33,16 +45,19 @@ from components.sparkpost.provider_base import (
     SparkPostProvider,
     differs,
     failure_hint,
+    is_unknown,
     parse_bool,
     parse_domain,
     parse_subaccount,
     scope,
     scope_name,
+    shown,
+    with_unknown_markers,
 )
 
 log = logging.getLogger(__name__)
 
-INPUT_KEYS = ("sending_domain", "tracking_domain", "subaccount", "api_url", "ready")
+INPUT_KEYS = ("sending_domain", "tracking_domain", "subaccount", "api_url", "ready", "stack_tracking_domains")
 NOT_REGISTERED = "is not a registered tracking domain"  # SparkPost's 400 (sending-domains.apib, Update)
 
 
@@ -57,13 +72,18 @@ class SendingDomainTrackingProvider(SparkPostProvider):
     # --- engine entry points ------------------------------------------------------------------
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs, failures = validate_inputs(news)
+        inputs, failures = validate_inputs(with_unknown_markers(news))
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # No API call: the recorded outputs (what SparkPost had at the last up or refresh) against the inputs.
+        news = with_unknown_markers(news)
         replaces = self._replacements(olds, news, "sending_domain")
-        updates = [key for key in ("tracking_domain", "ready") if differs(olds.get(key), news.get(key))]
+        if differs(olds.get("tracking_domain"), news.get("tracking_domain")):
+            # Another tracking domain, or one being replaced (unknown): the old association gives the sending
+            # domain back before anything else happens to the tracking domain it names.
+            replaces.append("tracking_domain")
+        updates = [key for key in ("ready",) if differs(olds.get(key), news.get(key))]
         if (olds.get("current_tracking_domain") or "") != _wanted(news, olds):
             # Not pointing where it should (drift found by a refresh, or still to be made): repair it.
             updates.append("current_tracking_domain")
@@ -77,16 +97,19 @@ class SendingDomainTrackingProvider(SparkPostProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         sending = props["sending_domain"]
         client = self._client(props)
-        live = self._sending_domain(client, props)
-        previous = _tracking_of(live)
+        found = _tracking_of(self._sending_domain(client, props))
+        previous = "" if found in _stack_hosts(props) else found
+        if previous != found:
+            log.warning(
+                "sending domain %s already points at %s, a tracking host of this stack (an interrupted `pulumi up`, "
+                "or a move between zones): the value it had before the stack cannot be known, so destroy will "
+                "leave it with none",
+                sending,
+                found,
+            )
         wanted = _wanted(props, {"previous_tracking_domain": previous})
-        if wanted != previous:
-            try:
-                _point(client, props, wanted)
-            except _PutFailedError as failed:
-                if failed.cause.maybe_applied:
-                    _undo(client, sending, previous, failed)  # SparkPost may have carried it out: put it back
-                raise RuntimeError(str(failed)) from None
+        if wanted != found:
+            self._put_confirmed(client, props, wanted, had=found, creating=True)
         return CreateResult(sending, self._outputs(props, previous=previous, current=wanted))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -94,10 +117,7 @@ class SendingDomainTrackingProvider(SparkPostProvider):
         current = olds.get("current_tracking_domain") or ""
         wanted = _wanted(news, olds)
         if wanted != current:
-            try:
-                _point(self._client(news), news, wanted)
-            except _PutFailedError as failed:
-                raise RuntimeError(str(failed)) from None
+            self._put_confirmed(self._client(news), news, wanted, had=current, creating=False)
         return UpdateResult(self._outputs(news, previous=previous, current=wanted))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -124,27 +144,29 @@ class SendingDomainTrackingProvider(SparkPostProvider):
         return ReadResult(sending, outs, {key: props.get(key) for key in INPUT_KEYS})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        sending = props["sending_domain"]
-        previous = props.get("previous_tracking_domain") or ""
-        if (props.get("current_tracking_domain") or "") == previous:
-            return  # never associated (or already as found): nothing to give back, no call
+        sending, ours = props["sending_domain"], props["tracking_domain"]
         client = self._client(props)
+        # What SparkPost has now decides, not what state last recorded: an update may have been carried out
+        # although it failed, and a refresh may not have run since.
         try:
-            client.update_sending_domain(sending, tracking_domain=previous)
+            live = client.retrieve_sending_domain(sending)
         except SparkPostError as err:
             if err.is_not_found:
                 return  # SparkPost's own 404: the sending domain is gone, nothing to give back
-            if not (previous and _not_registered(err)):
+            raise _failure(f"read sending domain {sending} to give its tracking domain back", err) from None
+        if _owner(live, client) != client.subaccount or _tracking_of(live) != ours:
+            return  # not pointing at this association's tracking domain: not ours to change
+        give_back = self._still_there(client, sending, props.get("previous_tracking_domain") or "", ours)
+        try:
+            client.update_sending_domain(sending, tracking_domain=give_back)
+        except SparkPostError as err:
+            if err.is_not_found:
+                return
+            if not (give_back and _not_registered(err)):
                 raise _failure(
-                    f"give sending domain {sending} its tracking domain back ({_named(previous)})", err
+                    f"give sending domain {sending} its tracking domain back ({_named(give_back)})", err
                 ) from None
-            # The tracking domain it had before is gone from SparkPost too: remove ours, so the sending
-            # domain falls back to the default, as it would have had it kept the one now deleted.
-            log.warning(
-                "sending domain %s: its previous tracking domain %s no longer exists; removing the association",
-                sending,
-                previous,
-            )
+            # Deleted between our look and our PUT: remove ours, so the sending domain falls back to the default.
             try:
                 client.update_sending_domain(sending, tracking_domain="")
             except SparkPostError as again:
@@ -152,6 +174,55 @@ class SendingDomainTrackingProvider(SparkPostProvider):
                     raise _failure(f"remove the tracking domain of sending domain {sending}", again) from None
 
     # --- the work -----------------------------------------------------------------------------
+
+    def _put_confirmed(
+        self, client: SparkPostClient, props: dict[str, Any], wanted: str, *, had: str, creating: bool
+    ) -> None:
+        """PUT `wanted`; when SparkPost may have carried out a PUT that failed, read back what it has.
+
+        Done when it took; an error that says nothing changed when it did not. A create that cannot tell
+        puts the old value back, so that it fails with nothing changed (no state would record it)."""
+        sending = props["sending_domain"]
+        try:
+            _point(client, props, wanted)
+            return
+        except _PutFailedError as failed:
+            if not failed.cause.maybe_applied:
+                raise RuntimeError(str(failed)) from None
+            error = failed
+        try:
+            now: str | None = _tracking_of(client.retrieve_sending_domain(sending))
+        except SparkPostError:
+            now = None
+        if now == wanted:
+            log.warning("sending domain %s: SparkPost carried out the PUT although its answer was lost", sending)
+            return
+        if now is not None:
+            raise RuntimeError(f"{error} SparkPost did not change it: {sending} still has {_named(now)}.")
+        if creating:
+            _undo(client, sending, had, error)  # raises when putting it back fails too
+            raise RuntimeError(f"{error} {sending} was put back to {_named(had)}.")
+        raise RuntimeError(
+            f"{error} Reading it back failed too, so this stack cannot tell whether {sending} now has "
+            f"{_named(wanted)} or still {_named(had)}: run `pulumi refresh`, then `pulumi up`."
+        )
+
+    def _still_there(self, client: SparkPostClient, sending: str, previous: str, ours: str) -> str:
+        """The tracking domain to give back: the one found at create, if SparkPost still has it, else ""."""
+        if not previous or previous == ours:
+            return ""  # none before, or state written before a host of the stack was refused as "previous"
+        try:
+            client.retrieve_tracking_domain(previous)
+        except SparkPostError as err:
+            if not err.is_not_found:
+                raise _failure(f"look up {previous}, the tracking domain {sending} had before", err) from None
+            log.warning(
+                "sending domain %s: its previous tracking domain %s no longer exists; removing the association",
+                sending,
+                previous,
+            )
+            return ""
+        return previous
 
     def _sending_domain(self, client: SparkPostClient, props: dict[str, Any]) -> dict[str, Any]:
         """The live sending domain, if it is in the tracking host's account or subaccount; else a clear error."""
@@ -212,6 +283,7 @@ class SendingDomainTrackingProvider(SparkPostProvider):
             "api_url": props.get("api_url"),
             "endpoint": self._endpoint(props),
             "ready": bool(props.get("ready")),
+            "stack_tracking_domains": props.get("stack_tracking_domains"),
             "previous_tracking_domain": previous,
             "current_tracking_domain": current,
             "associated": associated,
@@ -231,7 +303,14 @@ def validate_inputs(news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFai
     check.field("subaccount", None, parse_subaccount)
     check.field("api_url", None, normalize_base_url)
     check.field("ready", False, lambda v: parse_bool(v, "true once the tracking domain is verified and secure"))
+    check.field("stack_tracking_domains", None, _parse_domains)
     return check.inputs, check.failures
+
+
+def _parse_domains(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise TypeError(f"must be a list of host names (the stack's tracking hosts), got {shown(value)}")
+    return sorted({parse_domain(item) for item in value})
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -239,11 +318,17 @@ def validate_inputs(news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFai
 
 def _wanted(props: dict[str, Any], recorded: dict[str, Any]) -> str:
     """Where the sending domain should point: the tracking domain once it is ready, else what it had."""
-    if props.get("ready") == UNKNOWN or props.get("tracking_domain") == UNKNOWN:
-        return str(UNKNOWN)
+    if is_unknown(props.get("ready")) or is_unknown(props.get("tracking_domain")):
+        return UNKNOWN
     if props.get("ready"):
         return str(props["tracking_domain"])
     return str(recorded.get("previous_tracking_domain") or "")
+
+
+def _stack_hosts(props: dict[str, Any]) -> set[str]:
+    """This stack's tracking hosts: its own one, and every other the program listed."""
+    listed = props.get("stack_tracking_domains")
+    return {props["tracking_domain"], *(listed if isinstance(listed, list) else [])}
 
 
 def _tracking_of(live: dict[str, Any]) -> str:
