@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import io
 import ipaddress
 import json
 import os
 import socket
+import ssl
 import stat
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import trustme
 from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret
 
@@ -28,12 +32,15 @@ from components.check.cli import (
     command_bound,
     main,
 )
+from components.check.cloudflare_api import CloudflareApi
 from components.check.cloudflare_ips import CLOUDFLARE_NETWORKS, LIST_DATE, IPNetwork, outside
 from components.check.dns_probes import make_resolver, probe_dns
 from components.check.expectations import NameServerSource
 from components.check.results import HostReport, ProbeResult
+from components.check.ssl_rule_probe import ZoneRules, expression_hosts, probe_ssl_rule
 from components.sparkpost.deadline import SHUTDOWN_GRACE
 from world.cloudflare_emulator import CloudflareEmulator
+from world.loopback_api import Fault
 from world.network_fakes import (
     EdgeResponder,
     HoldingDnsServer,
@@ -116,6 +123,7 @@ def test_a_working_host_passes_every_probe(
         ("dns", "ok"),
         ("tls", "ok"),
         ("http", "ok"),
+        ("ssl-rule", "skip"),  # no CLOUDFLARE_API_TOKEN
         ("sparkpost", "ok"),
     ]
     assert probe(report, "http")["summary"] == "302 -> https://www.sparkpost.com/, server: msys-http"
@@ -247,7 +255,9 @@ def test_name_servers_from_cloudflare_api(edge: EdgeResponder) -> None:
         calls = [(r.method, r.path, r.query) for r in cloudflare.log]
     assert probe(report, "delegation")["status"] == "ok"
     assert probe(report, "delegation")["summary"] == f"cfzone.test NS: {', '.join(sorted(assigned))}"
-    assert [(m, p) for m, p, _ in calls] == [("GET", "/zones")]  # one read, nothing written
+    # Reads only, and the zone looked up once: the ssl-rule probe takes its id from the same answer.
+    assert [(m, p) for m, p, _ in calls if p == "/zones"] == [("GET", "/zones")]
+    assert {m for m, _, _ in calls} == {"GET"}
     assert_no_secret(json.dumps(report), "the report")
 
 
@@ -308,20 +318,24 @@ def test_stack_file_gives_hosts_and_expectations(dns_server: NsdServer, edge: Ed
     from components.check.expectations import stack_hosts
 
     prod = stack_hosts("prod", ROOT)
+    zone = {"zone": "example.com", "zone_id": None, "ssl_rule": "page-rule", "edge_certificate": "universal"}
     assert prod == {
         "track.example.com": {
             "default": True,
             "subaccount": None,
             "managed": False,
             "api_url": "https://api.sparkpost.com/api/v1",
+            **zone,
         },
         "click.example.com": {
             "default": True,
             "subaccount": 12,
             "managed": False,
             "api_url": "https://api.sparkpost.com/api/v1",
+            **zone,
         },
     }
+    assert {h["ssl_rule"] for h in stack_hosts("dev", ROOT).values()} == {"configuration-rule"}
     code, reports = run_check(dns_server, edge, extra=("--stack", "dev"))
     assert [r["host"] for r in reports] == ["track.example-dev.com"]
     assert code == 1  # example-dev.com is not served by the test DNS server
@@ -672,3 +686,489 @@ def test_summary_file_gets_the_table_as_markdown(dns_server: NsdServer, edge: Ed
     assert (
         "| e526.example.com | http | FAIL | 526 from cloudflare | **Cloudflare refused SparkPost's certificate" in text
     )
+
+
+# --- the SSL rule Cloudflare applies (what `pulumi refresh` cannot see) --------------------------------
+
+PAGE_RULE_PROBE_HOSTS = ("track.example.com", "click.example.com", "e525.example.com")
+# Cloudflare answers a token without the permission a read needs with 403 (its error code 10000,
+# "Authentication error"; the emulator's fault answers its own code, 403).
+AUTH_ERROR = Fault(status=403)
+
+
+def cf_call(cloudflare: CloudflareEmulator, method: str, path: str, body: Any = None) -> Any:
+    """One request to the emulator's HTTP API, as the provider or the dashboard makes it."""
+    answer = requests.request(
+        method,
+        f"{cloudflare.url}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {CLOUDFLARE_TOKEN}"},
+        timeout=5,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["result"]
+
+
+def page_rule(target: str, status: str = "active", priority: int = 1, **actions: str) -> dict[str, Any]:
+    return {
+        "targets": [{"target": "url", "constraint": {"operator": "matches", "value": target}}],
+        "actions": [{"id": key, "value": value} for key, value in (actions or {"ssl": "full"}).items()],
+        "status": status,
+        "priority": priority,
+    }
+
+
+def ssl_ruleset(*hosts: str, **changes: Any) -> dict[str, Any]:
+    """The entry-point ruleset as components/https_tracking.py declares it."""
+    quoted = " ".join(f'"{h}"' for h in sorted(hosts))
+    rule = {
+        "ref": "sparkpost_tracking_ssl_full",
+        "description": "SSL Full: SparkPost's origin certificate does not name the tracking host",
+        "expression": f"(http.host in {{{quoted}}})",
+        "action": "set_config",
+        "action_parameters": {"ssl": "full"},
+        "enabled": True,
+    } | changes
+    return {"name": "SparkPost HTTPS tracking", "rules": [rule]}
+
+
+@pytest.fixture
+def cloudflare() -> Iterator[CloudflareEmulator]:
+    with CloudflareEmulator(CLOUDFLARE_TOKEN) as emulator:
+        emulator.add_zone("example.com")
+        yield emulator
+
+
+def zone_id(cloudflare: CloudflareEmulator) -> str:
+    return str(cloudflare.zone_named("example.com")["id"])
+
+
+def deploy_page_rules(cloudflare: CloudflareEmulator, *hosts: str) -> dict[str, str]:
+    """What `pulumi up` makes with sslRule: page-rule: one rule per host; their ids by host."""
+    zid = zone_id(cloudflare)
+    return {h: cf_call(cloudflare, "POST", f"/zones/{zid}/pagerules", page_rule(f"{h}/*"))["id"] for h in hosts}
+
+
+def ssl_probe(
+    cloudflare: CloudflareEmulator, host: str, ssl_rule: str, zone_id: str | None = None, rules: ZoneRules | None = None
+) -> ProbeResult:
+    rules = rules or ZoneRules(CloudflareApi(CLOUDFLARE_TOKEN, cloudflare.url, timeout=3))
+    return probe_ssl_rule(host, "example.com", zone_id, ssl_rule, rules)
+
+
+def test_the_stacks_page_rule_passes(cloudflare: CloudflareEmulator) -> None:
+    deploy_page_rules(cloudflare, "track.example.com", "click.example.com")
+    cloudflare.reset_log()
+    result = ssl_probe(cloudflare, "track.example.com", "page-rule")
+    assert (result.status, result.summary) == ("OK", "page rule track.example.com/* (priority 2): active, SSL Full")
+    assert {r.method for r in cloudflare.log} == {"GET"}
+
+
+def edit_page_rule(cloudflare: CloudflareEmulator, rule_id: str, body: dict[str, Any]) -> None:
+    cf_call(cloudflare, "PUT", f"/zones/{zone_id(cloudflare)}/pagerules/{rule_id}", body)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "remedy"),
+    [
+        (
+            page_rule("track.example.com/*", ssl="flexible"),
+            "the page rule track.example.com/* sets SSL to Flexible, not Full",
+            "set SSL to Full in it (Rules > Page Rules > Edit): `pulumi refresh` does not see this",
+        ),
+        (
+            page_rule("track.example.com/*", status="disabled"),
+            "the page rule track.example.com/* is disabled, not active, so Cloudflare ignores it; so the zone "
+            "example.com's SSL setting applies: Flexible",
+            "turn it on in Rules > Page Rules: `pulumi refresh` does not see this and `pulumi up` does not repair it",
+        ),
+        (
+            None,
+            "the zone has no page rule for track.example.com/*",
+            "run `pulumi up`: it creates the page rule again",
+        ),
+    ],
+)
+def test_a_page_rule_changed_in_the_dashboard_fails_the_check(
+    cloudflare: CloudflareEmulator, change: dict[str, Any] | None, error: str, remedy: str
+) -> None:
+    ids = deploy_page_rules(cloudflare, "track.example.com")
+    if change is None:
+        cf_call(cloudflare, "DELETE", f"/zones/{zone_id(cloudflare)}/pagerules/{ids['track.example.com']}")
+    else:
+        edit_page_rule(cloudflare, ids["track.example.com"], change)
+    result = ssl_probe(cloudflare, "track.example.com", "page-rule")
+    assert result.status == "FAIL"
+    assert result.error is not None and result.error.startswith(error)
+    assert result.remedy is not None and remedy in result.remedy
+
+
+@pytest.mark.parametrize(
+    ("other", "status", "says"),
+    [
+        (
+            page_rule("*example.com/*", priority=9, ssl="flexible"),
+            "FAIL",
+            "page rule *example.com/* (priority 2) ranks above track.example.com/* (priority 1) and matches URLs of "
+            "track.example.com; Cloudflare applies only the highest-priority matching page rule, so there SSL is "
+            "Flexible",
+        ),
+        (
+            page_rule("http://track.example.com/f/*", priority=9, cache_level="bypass"),
+            "FAIL",
+            "so there SSL is the zone's setting (the rule sets none); so the zone example.com's SSL setting applies: "
+            "Flexible",
+        ),
+        (
+            page_rule("*.example.com/*", priority=9, ssl="full"),
+            "WARN",
+            "page rule *.example.com/* (priority 2) ranks above track.example.com/* and matches URLs of "
+            "track.example.com: Cloudflare applies only it there",
+        ),
+        (page_rule("*example.com/*", priority=1, ssl="flexible"), "OK", "page rule track.example.com/* (priority 2)"),
+        (
+            page_rule("www.example.com/*", priority=9, ssl="flexible"),
+            "OK",
+            "page rule track.example.com/* (priority 1)",
+        ),
+        (page_rule("*example.com/*", status="disabled", priority=9, ssl="flexible"), "OK", "active, SSL Full"),
+    ],
+)
+def test_a_page_rule_of_higher_priority_overrides_the_stacks(
+    cloudflare: CloudflareEmulator, other: dict[str, Any], status: str, says: str
+) -> None:
+    deploy_page_rules(cloudflare, "track.example.com")
+    cf_call(cloudflare, "POST", f"/zones/{zone_id(cloudflare)}/pagerules", other)
+    result = ssl_probe(cloudflare, "track.example.com", "page-rule")
+    assert result.status == status, result
+    assert says in " ".join([result.summary, result.error or "", *result.warnings])
+    if status == "FAIL":
+        assert result.remedy is not None and "move track.example.com/* above it in Rules > Page Rules" in result.remedy
+
+
+def deploy_ruleset(cloudflare: CloudflareEmulator, ruleset: dict[str, Any]) -> None:
+    zid = zone_id(cloudflare)
+    cf_call(cloudflare, "PUT", f"/zones/{zid}/rulesets/phases/http_config_settings/entrypoint", ruleset)
+
+
+def test_the_stacks_configuration_rule_passes_whatever_other_rulesets_the_zone_has(
+    cloudflare: CloudflareEmulator,
+) -> None:
+    # A zone's ruleset list holds rulesets of other phases too: the probe asks for its phase's entry point.
+    zid = zone_id(cloudflare)
+    cf_call(
+        cloudflare,
+        "PUT",
+        f"/zones/{zid}/rulesets/phases/http_request_dynamic_redirect/entrypoint",
+        {
+            "rules": [
+                {
+                    "expression": 'http.host eq "www.example.com"',
+                    "action": "redirect",
+                    "action_parameters": {"from_value": {"target_url": {"value": "https://example.com"}}},
+                }
+            ]
+        },
+    )
+    deploy_ruleset(cloudflare, ssl_ruleset("track.example.com", "click.example.com"))
+    rules = ZoneRules(CloudflareApi(CLOUDFLARE_TOKEN, cloudflare.url, timeout=3))
+    for host in ("track.example.com", "click.example.com"):
+        result = ssl_probe(cloudflare, host, "configuration-rule", zone_id=zid, rules=rules)
+        assert result.status == "OK", result
+        assert result.summary == (
+            "configuration rule 1 ('SSL Full: SparkPost's origin certificate does not name the tracking host') "
+            f"sets SSL Full for {host}"
+        )
+    gets = [r.path for r in cloudflare.log if r.method == "GET"]
+    assert gets == [f"/zones/{zid}/rulesets/phases/http_config_settings/entrypoint"]  # once for both hosts
+
+
+ANOTHER_RULE = {"description": "dashboard", "action": "set_config", "enabled": True}
+
+
+@pytest.mark.parametrize(
+    ("ruleset", "status", "says"),
+    [
+        (
+            ssl_ruleset("track.example.com", action_parameters={"ssl": "flexible"}),
+            "FAIL",
+            "configuration rule 1 ('SSL Full: SparkPost's origin certificate does not name the tracking host') sets "
+            "SSL to Flexible for track.example.com, not Full",
+        ),
+        (
+            ssl_ruleset("track.example.com", enabled=False),
+            "FAIL",
+            "configuration rule 1 ('SSL Full: SparkPost's origin certificate does not name the tracking host') "
+            "matches track.example.com but is disabled; so the zone example.com's SSL setting applies: Flexible",
+        ),
+        (
+            ssl_ruleset("click.example.com"),
+            "FAIL",
+            "no configuration rule's expression matches track.example.com; so the zone example.com's SSL setting "
+            "applies: Flexible",
+        ),
+        (
+            {
+                "rules": [
+                    *ssl_ruleset("track.example.com")["rules"],
+                    {
+                        **ANOTHER_RULE,
+                        "expression": 'http.host eq "track.example.com"',
+                        "action_parameters": {"ssl": "strict"},
+                    },
+                ]
+            },
+            "FAIL",
+            "configuration rule 2 ('dashboard') sets SSL to Full (strict) for track.example.com, not Full, after "
+            "configuration rule 1 ('SSL Full: SparkPost's origin certificate does not name the tracking host') which "
+            "sets Full: in a ruleset the later rule wins",
+        ),
+        (
+            {
+                "rules": [
+                    *ssl_ruleset("track.example.com")["rules"],
+                    {**ANOTHER_RULE, "expression": "true", "action_parameters": {"ssl": "flexible"}},
+                ]
+            },
+            "FAIL",
+            "configuration rule 2 ('dashboard') sets SSL to Flexible for track.example.com",
+        ),
+        (
+            {
+                "rules": [
+                    {**ANOTHER_RULE, "expression": "true", "action_parameters": {"ssl": "flexible"}},
+                    *ssl_ruleset("track.example.com")["rules"],
+                ]
+            },
+            "OK",
+            "configuration rule 2 ('SSL Full: SparkPost's origin certificate does not name the tracking host') sets "
+            "SSL Full for track.example.com",
+        ),
+        (
+            {
+                "rules": [
+                    *ssl_ruleset("track.example.com")["rules"],
+                    {
+                        **ANOTHER_RULE,
+                        "expression": 'starts_with(http.request.uri.path, "/f/")',
+                        "action_parameters": {"ssl": "flexible"},
+                    },
+                ]
+            },
+            "WARN",
+            "configuration rule 2 ('dashboard') has an expression the check cannot evaluate "
+            "('starts_with(http.request.uri.path, \"/f/\")'): if it matches track.example.com, its SSL Flexible "
+            "applies",
+        ),
+        (
+            {
+                "rules": [
+                    *ssl_ruleset("track.example.com")["rules"],
+                    {**ANOTHER_RULE, "expression": 'http.host eq "track.example.com"', "enabled": False}
+                    | {"action_parameters": {"ssl": "flexible"}},
+                ]
+            },
+            "OK",
+            "sets SSL Full for track.example.com",
+        ),
+    ],
+)
+def test_a_configuration_rule_changed_in_the_dashboard_fails_the_check(
+    cloudflare: CloudflareEmulator, ruleset: dict[str, Any], status: str, says: str
+) -> None:
+    deploy_ruleset(cloudflare, ssl_ruleset("track.example.com"))
+    deploy_ruleset(cloudflare, ruleset)  # the dashboard's change: the same PUT of the entry point
+    result = ssl_probe(cloudflare, "track.example.com", "configuration-rule")
+    assert result.status == status, result
+    assert says in " ".join([result.summary, result.error or "", *result.warnings])
+    if status == "FAIL":
+        assert result.remedy is not None and "Rules > Configuration Rules" in result.remedy
+
+
+def test_without_a_covering_rule_the_zones_ssl_setting_is_named(cloudflare: CloudflareEmulator) -> None:
+    result = ssl_probe(cloudflare, "track.example.com", "configuration-rule")
+    assert result.error == (
+        "the zone has no http_config_settings ruleset, so no configuration rule sets SSL for track.example.com; so "
+        "the zone example.com's SSL setting applies: Flexible (SparkPost then fails: Flexible loops, Full (strict) "
+        "gives 526, Off gives no HTTPS)"
+    )
+    cf_call(cloudflare, "PATCH", f"/zones/{zone_id(cloudflare)}/settings/ssl", {"value": "full"})
+    result = ssl_probe(cloudflare, "track.example.com", "configuration-rule")
+    assert result.error is not None and result.error.endswith("so the zone example.com's SSL setting applies: Full")
+    assert result.remedy is not None and "`pulumi up`" in result.remedy
+
+
+@pytest.mark.parametrize(
+    ("ssl_rule", "path", "permission"),
+    [
+        ("page-rule", r"/zones/\w+/pagerules", "Zone > Page Rules > Read"),
+        (
+            "configuration-rule",
+            r"/zones/\w+/rulesets/phases/http_config_settings/entrypoint",
+            "Zone > Config Rules > Read",
+        ),
+        ("page-rule", r"/zones", "Zone > Zone > Read"),
+    ],
+)
+def test_a_token_without_the_permission_is_told_which_to_grant(
+    cloudflare: CloudflareEmulator, ssl_rule: str, path: str, permission: str
+) -> None:
+    cloudflare.fail_next("GET", path, AUTH_ERROR)
+    result = ssl_probe(cloudflare, "track.example.com", ssl_rule)
+    assert result.status == "FAIL"
+    assert result.error is not None and result.error.startswith("Cloudflare refused CLOUDFLARE_API_TOKEN (HTTP 403")
+    assert result.remedy == (
+        f"grant CLOUDFLARE_API_TOKEN the permission {permission}"
+        + (" (the API reference's 'Config Settings Read')" if "Config" in permission else "")
+        + " on the zone example.com (My Profile > API Tokens)"
+    )
+    assert_no_secret(json.dumps(result.as_dict()), "the result")
+
+
+def test_an_unreadable_zone_setting_is_a_warning_naming_its_permission(cloudflare: CloudflareEmulator) -> None:
+    ids = deploy_page_rules(cloudflare, "track.example.com")
+    edit_page_rule(cloudflare, ids["track.example.com"], page_rule("track.example.com/*", status="disabled"))
+    cloudflare.fail_next("GET", r"/zones/\w+/settings/ssl", AUTH_ERROR)
+    result = ssl_probe(cloudflare, "track.example.com", "page-rule")
+    assert result.error == "the page rule track.example.com/* is disabled, not active, so Cloudflare ignores it"
+    (warning,) = result.warnings
+    assert warning.startswith("the zone's SSL setting (SSL/TLS > Overview), which applies where no rule does,")
+    assert warning.endswith("; grant Zone > Zone Settings > Read to see it")
+
+
+def test_a_wrong_token_is_told_to_be_replaced(cloudflare: CloudflareEmulator) -> None:
+    rules = ZoneRules(CloudflareApi("not-the-token", cloudflare.url, timeout=3))
+    result = probe_ssl_rule("track.example.com", "example.com", None, "page-rule", rules)
+    assert result.error == "Cloudflare refused CLOUDFLARE_API_TOKEN (HTTP 403: 9109: Invalid access token)"
+    assert result.remedy is not None and result.remedy.startswith("set CLOUDFLARE_API_TOKEN to a valid token")
+
+
+def test_the_check_reads_each_hosts_ssl_rule_from_the_stack(
+    dns_server: NsdServer, edge: EdgeResponder, cloudflare: CloudflareEmulator, tmp_path: Path
+) -> None:
+    zid = zone_id(cloudflare)
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.rules.yaml").write_text(
+        "config:\n"
+        "  https-tracking:zone: example.com\n"
+        f'  https-tracking:zoneId: "{zid}"\n'
+        "  https-tracking:sslRule: configuration-rule\n"
+        "  https-tracking:trackingDomains:\n"
+        "    - domain: track.example.com\n"
+        "    - domain: e525.example.com\n"
+        "    - domain: managed.example.com\n"
+        "      httpsMode: managed\n"
+    )
+    deploy_ruleset(cloudflare, ssl_ruleset("track.example.com", "e525.example.com"))
+    deploy_ruleset(cloudflare, ssl_ruleset("track.example.com", "e525.example.com", action_parameters={"ssl": "off"}))
+    env = {"CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN, "CLOUDFLARE_BASE_URL": cloudflare.url, "PATH": "/nonexistent"}
+    out = io.StringIO()
+    args = ["--stack", "rules", *peer_args(dns_server, edge), *EXPECT_NS, "--timeout", "3", "--json"]
+    code = main(args, out=out, env=env, root=tmp_path)
+    track, e525, managed = json.loads(out.getvalue())
+    assert code == 1
+    assert "sets SSL to Off for track.example.com, not Full" in probe(track, "ssl-rule")["error"]
+    assert "sets SSL to Off for e525.example.com" in probe(e525, "ssl-rule")["error"]  # the 525's cause, named
+    assert probe(managed, "ssl-rule")["status"] == "skip"
+    gets = [r.path for r in cloudflare.log if r.method == "GET"]
+    assert gets == [f"/zones/{zid}/rulesets/phases/http_config_settings/entrypoint"]  # zoneId: no lookup
+    assert_no_secret(out.getvalue(), "the report")
+
+
+def test_hosts_on_the_command_line_take_ssl_rule_from_the_option(
+    dns_server: NsdServer, edge: EdgeResponder, cloudflare: CloudflareEmulator
+) -> None:
+    deploy_ruleset(cloudflare, ssl_ruleset("track.example.com"))
+    env = {"CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN, "CLOUDFLARE_BASE_URL": cloudflare.url, "PATH": "/nonexistent"}
+    assumed = check_one(dns_server, edge, "track.example.com", env=env)
+    remedy = probe(assumed, "ssl-rule")["remedy"]
+    assert probe(assumed, "ssl-rule")["summary"] == "no page rule targets track.example.com/*"
+    assert remedy.endswith("(sslRule was assumed to be page-rule: pass --stack, or --ssl-rule configuration-rule "
+                           "for a host covered by a configuration rule)")  # fmt: skip
+    told = check_one(dns_server, edge, "track.example.com", ("--ssl-rule", "configuration-rule"), env=env)
+    assert told["ok"] is True and probe(told, "ssl-rule")["status"] == "ok"
+    assert [r.path for r in cloudflare.log].count("/zones") == 2  # one lookup per run, for both probes
+
+
+def test_a_zones_page_rules_are_read_once_for_all_its_hosts(
+    dns_server: NsdServer, cloudflare: CloudflareEmulator
+) -> None:
+    deploy_page_rules(cloudflare, *PAGE_RULE_PROBE_HOSTS)
+    cloudflare.reset_log()
+    options = dataclasses.replace(
+        options_for(dns_server, EdgeResponder()), cloudflare=CloudflareApi(CLOUDFLARE_TOKEN, cloudflare.url, 3)
+    )
+    reports = check_hosts({h: HostExpectation(ssl_rule="page-rule") for h in PAGE_RULE_PROBE_HOSTS}, options)
+    assert [r.results[4].status for r in reports] == ["OK"] * 3
+    assert sorted(r.path for r in cloudflare.log) == ["/zones", f"/zones/{zone_id(cloudflare)}/pagerules"]
+
+
+def test_the_ssl_rule_expressions_the_check_reads() -> None:
+    assert expression_hosts('(http.host in {"a.example.com" "B.example.com"})') == frozenset(
+        {"a.example.com", "b.example.com"}
+    )
+    assert expression_hosts('http.host eq "a.example.com"') == frozenset({"a.example.com"})
+    assert expression_hosts('(http.host eq "a.example.com")') == frozenset({"a.example.com"})
+    assert expression_hosts("true") == frozenset({"*"})
+    for other in ('http.host ne "a.example.com"', 'http.host in {"a" "b"} or true', "", None, 'http.host eq "a\\"b"'):
+        assert expression_hosts(other) is None
+
+
+# --- a host two or more labels below its zone: no Universal SSL certificate names it --------------------
+
+
+class UniversalSslEdge(EdgeResponder):
+    """An edge with Cloudflare's Universal SSL only: a certificate for deep.test and *.deep.test. A deeper
+    host gets that certificate (`mismatch`) or no certificate at all: the handshake fails."""
+
+    def __init__(self, *, mismatch: bool) -> None:
+        self.mismatch = mismatch
+        super().__init__()
+        self.default_context.sni_callback = self._universal_only
+
+    def context_for(self, host: str) -> ssl.SSLContext:
+        return super().context_for("*.deep.test" if host.count(".") > 2 else host)
+
+    def _universal_only(self, sock: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> int | None:
+        if server_name and server_name.count(".") > 2 and not self.mismatch:
+            return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
+        if server_name:
+            sock.context = self.context_for(server_name)
+        return None
+
+
+DEEP_ZONE = {"deep.test": ["@ IN NS ada.ns.cloudflare.com.", "@ IN NS bob.ns.cloudflare.com.",
+                           "track IN A 127.0.0.1", "click.mail IN A 127.0.0.1"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("mismatch", [True, False])
+@pytest.mark.parametrize(
+    ("edge_certificate", "remedy"),
+    [
+        ("universal", "set edgeCertificate: advanced on the zone"),
+        ("advanced", "the stack orders an advanced certificate pack for it (edgeCertificate: advanced): check its"),
+        ("existing", "add click.mail.deep.test (or *.mail.deep.test) to that certificate"),
+    ],
+)
+def test_a_deep_hosts_failed_handshake_names_universal_ssl(mismatch: bool, edge_certificate: str, remedy: str) -> None:
+    nsd, responder = NsdServer(extra=DEEP_ZONE), UniversalSslEdge(mismatch=mismatch)
+    try:
+        expectations = {
+            "track.deep.test": HostExpectation(),
+            "click.mail.deep.test": HostExpectation(edge_certificate=edge_certificate),
+        }
+        shallow, deep = check_hosts(expectations, options_for(nsd, responder))
+    finally:
+        nsd.close()
+        responder.close()
+    assert shallow.results[2].status == "OK"
+    tls = deep.results[2]
+    assert tls.probe == "tls" and tls.error is not None
+    assert tls.error.endswith(
+        "; click.mail.deep.test is 2 labels below its zone deep.test: Cloudflare's Universal SSL certificate covers "
+        "deep.test and *.deep.test only (one level), so no edge certificate names it"
+    )
+    assert tls.error.startswith("the certificate is not valid for" if mismatch else "handshake failed")
+    assert tls.remedy is not None and remedy in tls.remedy
+    if edge_certificate == "universal":
+        assert "a host one level below the zone (e.g. click.deep.test), or httpsMode: managed" in tls.remedy

@@ -197,6 +197,6 @@ def test_help_states_the_bound_and_every_environment_variable() -> None:
     ):
         assert f"\n  {name}" in EPILOG
     assert (
-        command_bound(128, 5) == command_bound(1, 5) == 40 + SHUTDOWN_GRACE
-        and command_bound(129, 5) == 80 + 2 * SHUTDOWN_GRACE
+        command_bound(128, 5) == command_bound(1, 5) == 50 + SHUTDOWN_GRACE
+        and command_bound(129, 5) == 100 + 2 * SHUTDOWN_GRACE
     )

@@ -13,17 +13,16 @@ import math
 import os
 import ssl
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, NoReturn, TextIO, TypeVar
+from typing import NoReturn, TextIO
 
 import dns.exception
 import dns.resolver
 
-from components.check.cloudflare_api import check_base_url, header_safe
+from components.check.cloudflare_api import CloudflareApi, check_base_url, header_safe
 from components.check.cloudflare_ips import CLOUDFLARE_NETWORKS, LIST_DATE, IPNetwork
 from components.check.deadline import Deadline, DeadlineExceededError, call_within
 from components.check.dns_probes import (
@@ -36,10 +35,14 @@ from components.check.dns_probes import (
 )
 from components.check.expectations import NameServerSource, StackFileError, stack_hosts
 from components.check.http_probe import probe_http
+from components.check.once import Once
 from components.check.results import HostReport, ProbeResult, skipped
 from components.check.sparkpost_probe import probe_sparkpost
-from components.check.tls_probe import probe_tls, tls_context
+from components.check.ssl_rule_probe import PROBE as SSL_RULE_PROBE
+from components.check.ssl_rule_probe import ZoneRules, probe_ssl_rule
+from components.check.tls_probe import explain_deep_host, probe_tls, tls_context
 from components.hostnames import HostnameError, normalize_host
+from components.https_tracking_args import SSL_RULE_KINDS
 from components.sparkpost.client import SparkPostClient, Timeout, normalize_base_url, retry_policy
 from components.sparkpost.deadline import SHUTDOWN_GRACE
 from components.sparkpost.regions import REGIONS, base_url_for
@@ -48,9 +51,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 MAX_PARALLEL_HOSTS = 128  # probes wait on the network; threads are cheap next to that
 MAX_TIMEOUT = 60.0
 # Network steps one host takes at most, one after another, each within --timeout: zone lookup,
-# expected name servers from `pulumi stack output` and from Cloudflare's API, the zone's NS lookup,
-# the host's own lookup, TLS, HTTP, SparkPost.
-STEPS_PER_HOST = 8
+# expected name servers from `pulumi stack output` and from Cloudflare's API (the zone's id, for the
+# ssl-rule probe, comes from that same lookup), the zone's NS lookup, the host's own lookup, TLS, HTTP,
+# the zone's SSL rules and its SSL setting from Cloudflare's API, SparkPost.
+STEPS_PER_HOST = 10
 
 
 def command_bound(hosts: int, timeout: float) -> float:
@@ -67,6 +71,14 @@ class HostExpectation:
     subaccount: int | None = None
     managed: bool = False
     api_url: str | None = None
+    zone: str | None = None
+    """The host's zone as the stack names it; else the one DNS finds."""
+    zone_id: str | None = None
+    """The stack's zoneId; else Cloudflare's API is asked for the zone by name."""
+    ssl_rule: str | None = None
+    """The stack's sslRule (or --ssl-rule); None: not known, page-rule (the stack's default) is assumed."""
+    edge_certificate: str = "universal"
+    """The zone's edge certificate setting (edgeCertificate): universal, advanced or existing."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class CheckOptions:
     api_url_override: str | None = None
     """SPARKPOST_API_URL or --region: wins over the stack file."""
     edge_networks: tuple[IPNetwork, ...] = CLOUDFLARE_NETWORKS
+    cloudflare: CloudflareApi | None = None
+    """Cloudflare's API with CLOUDFLARE_API_TOKEN, for the ssl-rule probe; None: the probe is skipped."""
 
     def api_url_for(self, expected: HostExpectation) -> str:
         return self.api_url_override or expected.api_url or self.api_url
@@ -108,8 +122,10 @@ environment:
   SPARKPOST_API_KEY     a SparkPost key with Tracking Domains: Read; without it the sparkpost probe is skipped
   SPARKPOST_API_URL     SparkPost's API base URL (Enterprise tenant, or an emulator); wins over --region
   SPARKPOST_REGION      us or eu, when neither --region, SPARKPOST_API_URL nor the stack file says
-  CLOUDFLARE_API_TOKEN  a Cloudflare token with Zone: Read, to learn a zone's name servers when neither
-                        --expect-ns nor `pulumi stack output` gives them
+  CLOUDFLARE_API_TOKEN  a read-only Cloudflare token: Zone: Read, to learn a zone's name servers when neither
+                        --expect-ns nor `pulumi stack output` gives them; with Page Rules: Read (or Config
+                        Rules: Read) and Zone Settings: Read, the ssl-rule probe reads the SSL mode Cloudflare
+                        applies to each host (without a token that probe is skipped)
   CLOUDFLARE_BASE_URL   Cloudflare's API base URL (default https://api.cloudflare.com/client/v4)
 
 exit codes:
@@ -145,6 +161,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--region", choices=REGIONS, help="SparkPost region of the account (default: the stack's, or us)")
     p.add_argument("--managed", action="store_true", help="the hosts use managed HTTPS (DNS-only CNAME to V2)")
+    p.add_argument(
+        "--ssl-rule",
+        choices=SSL_RULE_KINDS,
+        help="how the hosts get SSL Full in Cloudflare (default: the stack's sslRule, or page-rule)",
+    )
     p.add_argument(
         "--edge-networks",
         action="append",
@@ -268,6 +289,10 @@ def _expectations(args: argparse.Namespace, root: Path) -> dict[str, HostExpecta
             subaccount=known.get("subaccount"),
             managed=args.managed or bool(known.get("managed")),
             api_url=known.get("api_url"),
+            zone=known.get("zone"),
+            zone_id=known.get("zone_id"),
+            ssl_rule=args.ssl_rule or known.get("ssl_rule"),
+            edge_certificate=known.get("edge_certificate") or "universal",
         )
     return found
 
@@ -286,16 +311,18 @@ def _prepare(
         raise UsageError("the system has no DNS resolver configured (/etc/resolv.conf): pass --resolver IP") from None
     expected_ns = [ns for group in args.expect_ns or [] for ns in group]
     edge = tuple(n for group in args.edge_networks for n in group) if args.edge_networks else CLOUDFLARE_NETWORKS
+    cloudflare = CloudflareApi.from_environment(env, args.timeout)
     options = CheckOptions(
         resolver=args.resolver,
         port=args.port,
         ca_bundle=args.ca_bundle,
         timeout=args.timeout,
-        name_servers=NameServerSource(expected_ns, args.stack, env, args.timeout),
+        name_servers=NameServerSource(expected_ns, args.stack, env, args.timeout, cloudflare),
         api_key=api_key,
         api_url=fallback,
         api_url_override=override,
         edge_networks=edge,
+        cloudflare=cloudflare,
     )
     return args, expectations, options
 
@@ -348,13 +375,24 @@ class ZoneCache:
     def __init__(self, options: CheckOptions, resolver: dns.resolver.Resolver) -> None:
         self.options = options
         self.resolver = resolver
+        self.rules = ZoneRules(options.cloudflare) if options.cloudflare else None
         self._zones: Once[str, ZoneLookup] = Once()
         self._verdicts: Once[str, ProbeResult] = Once()
 
-    def delegation(self, host: str) -> ProbeResult:
+    def lookup(self, host: str) -> ZoneLookup:
         parent = host.partition(".")[2]
         under = parent if "." in parent else host  # a two-label name is looked up as itself
-        found = self._zones.get(under, lambda: find_zone(under, self.resolver, self.options.timeout))
+        return self._zones.get(under, lambda: find_zone(under, self.resolver, self.options.timeout))
+
+    def zone_of(self, host: str) -> str | None:
+        """The zone DNS says the host is in (the lookup the delegation probe made), or None."""
+        try:
+            return self.lookup(host).zone
+        except Exception:  # the delegation probe reports why
+            return None
+
+    def delegation(self, host: str) -> ProbeResult:
+        found = self.lookup(host)
         if found.zone is None:
             assert found.failure is not None
             return found.failure
@@ -364,50 +402,6 @@ class ZoneCache:
     def _probe(self, zone: str) -> ProbeResult:
         expected = self.options.name_servers.for_zone(zone)
         return probe_delegation(zone, self.resolver, expected, self.options.timeout)
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class Once(Generic[K, V]):
-    """A value per key, computed by the first caller of that key; later callers wait for it (the
-    computation is bounded by its own deadlines, so the wait is too)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[K, _Entry[V]] = {}
-
-    def get(self, key: K, compute: Callable[[], V]) -> V:
-        with self._lock:
-            entry = self._entries.get(key)
-            mine = entry is None
-            if entry is None:
-                entry = self._entries[key] = _Entry()
-        if mine:
-            try:
-                entry.settle(compute(), None)
-            except Exception as exc:
-                entry.settle(None, exc)
-        return entry.wait()
-
-
-class _Entry(Generic[V]):
-    def __init__(self) -> None:
-        self._settled = threading.Event()
-        self._value: V | None = None
-        self._error: Exception | None = None
-
-    def settle(self, value: V | None, error: Exception | None) -> None:
-        self._value, self._error = value, error
-        self._settled.set()
-
-    def wait(self) -> V:
-        self._settled.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
 
 
 def guarded(probe: str, action: Callable[[], ProbeResult]) -> ProbeResult:
@@ -445,7 +439,9 @@ def check_host(
                 host, addresses[0], options.port, ca_bundle=options.ca_bundle, timeout=options.timeout,
                 managed=expected.managed,
             )  # fmt: skip
-            return result
+            if result.ok or expected.managed:
+                return result
+            return explain_deep_host(result, host, expected.zone or zones.zone_of(host), expected.edge_certificate)
 
         results.append(guarded("tls", tls))
         results.append(
@@ -456,8 +452,30 @@ def check_host(
         )
     else:
         results += [skipped("tls", "the host has no address"), skipped("http", "the host has no address")]
+    results.append(guarded(SSL_RULE_PROBE, lambda: _ssl_rule(host, expected, zones)))
     results.append(guarded("sparkpost", lambda: _sparkpost(host, expected, options, dns_result.details.get("cname"))))
     return HostReport(host, tuple(results))
+
+
+def _ssl_rule(host: str, expected: HostExpectation, zones: ZoneCache) -> ProbeResult:
+    if expected.managed:
+        return skipped(SSL_RULE_PROBE, "managed HTTPS: Cloudflare does not proxy the host, so no SSL rule applies")
+    if zones.rules is None:
+        return skipped(
+            SSL_RULE_PROBE,
+            "set CLOUDFLARE_API_TOKEN (a read-only token) to check the SSL mode Cloudflare applies to the host",
+        )
+    zone = expected.zone or zones.zone_of(host)
+    if zone is None:
+        return skipped(SSL_RULE_PROBE, "the host's zone is not known (see the delegation probe)")
+    return probe_ssl_rule(
+        host,
+        zone,
+        expected.zone_id,
+        expected.ssl_rule or "page-rule",
+        zones.rules,
+        assumed=expected.ssl_rule is None,
+    )
 
 
 def _sparkpost(host: str, expected: HostExpectation, options: CheckOptions, cname: str | None) -> ProbeResult:

@@ -1,11 +1,14 @@
-"""The one Cloudflare API call the check makes: a zone's assigned name servers (GET /zones?name=).
+"""The Cloudflare API calls the check makes, all reads (GET): a zone by name (its id and assigned name
+servers), and what the zone applies to its hosts (page rules, the configuration ruleset, the SSL setting).
 
-A read: the token needs only Zone: Read. Faults (429, 5xx, dropped connections) are retried by one
-urllib3 Retry policy; the whole lookup ends within its deadline (`call_within`).
+A read-only token is enough: Zone: Read, plus Page Rules: Read, Config Rules: Read and Zone Settings:
+Read for the ssl-rule probe. Faults (429, 5xx, dropped connections) are retried by one urllib3 Retry
+policy; each call ends within its own deadline of `timeout` seconds (`call_within`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,18 +18,33 @@ from urllib3.util.retry import Retry
 
 from components.check.deadline import Deadline, call_within
 from components.check.network_errors import describe
+from components.check.once import Once
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REFUSED_STATUSES = frozenset({400, 401, 403})  # Cloudflare answers a bad or unknown token with these
+# Codes that say the token itself is wrong (missing, malformed, unknown), not short of a permission:
+# 9106 no auth header, 6003/6111 a malformed header, 9109 "Invalid access token", 1000 "Invalid API Token".
+BAD_TOKEN_CODES = frozenset({1000, 6003, 6111, 9106, 9109})
 
 
 class CloudflareLookupError(Exception):
-    """Why the zone's name servers could not be had from Cloudflare; `refused` when the token was."""
+    """Why Cloudflare's API gave no answer to a read: its HTTP status and error codes when it answered."""
 
-    def __init__(self, message: str, *, refused: bool = False) -> None:
+    def __init__(self, message: str, *, status: int | None = None, codes: tuple[int, ...] = ()) -> None:
         super().__init__(message)
-        self.refused = refused
+        self.status = status
+        self.codes = codes
+
+    @property
+    def refused(self) -> bool:
+        """Cloudflare refused the token: a wrong one, or one without the permission this read needs."""
+        return self.status in REFUSED_STATUSES
+
+    @property
+    def bad_token(self) -> bool:
+        """The token itself is wrong (rather than short of a permission)."""
+        return self.refused and (bool(BAD_TOKEN_CODES & set(self.codes)) or self.status == 401)
 
 
 def check_base_url(url: str) -> str:
@@ -63,44 +81,81 @@ def retry_policy() -> Retry:
     )
 
 
-def zone_name_servers(zone: str, token: str, base_url: str, deadline: Deadline) -> list[str]:
-    """The name servers Cloudflare assigned to `zone`; CloudflareLookupError when it cannot say."""
-    try:
-        return call_within(deadline, lambda: _lookup(zone, token, base_url, deadline.seconds))
-    except TimeoutError as exc:
-        raise CloudflareLookupError(f"the Cloudflare API at {base_url} gave {exc}") from None
+class CloudflareApi:
+    """Reads from Cloudflare's API with one token, for one run of the check.
 
+    A zone is looked up once per run, however many hosts and probes ask for it (the delegation probe
+    for its name servers, the ssl-rule probe for its id). The token lives only in this object and in
+    the Authorization header; no message carries it.
+    """
 
-def _lookup(zone: str, token: str, base_url: str, timeout: float) -> list[str]:
-    with requests.Session() as session:
-        session.mount("https://", HTTPAdapter(max_retries=retry_policy()))
-        session.mount("http://", HTTPAdapter(max_retries=retry_policy()))
+    def __init__(self, token: str, base_url: str = DEFAULT_BASE_URL, timeout: float = 5) -> None:
+        self._token = token
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._zones: Once[str, dict[str, Any]] = Once()
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str], timeout: float) -> CloudflareApi | None:
+        """The API as CLOUDFLARE_API_TOKEN and CLOUDFLARE_BASE_URL give it; None without a token."""
+        token = (env.get("CLOUDFLARE_API_TOKEN") or "").strip()
+        if not token:
+            return None
+        return cls(token, (env.get("CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL).strip(), timeout)
+
+    def zone(self, name: str) -> dict[str, Any]:
+        """The zone called `name` in the token's account (GET /zones?name=); CloudflareLookupError if none."""
+        return self._zones.get(name, lambda: self._find_zone(name))
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """The `result` of GET base_url + path, within one deadline of `timeout` seconds."""
         try:
-            answer = session.get(
-                f"{base_url}/zones",
-                params={"name": zone},
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                timeout=(timeout, timeout),
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            reason = describe(exc, timeout)
-            raise CloudflareLookupError(f"the Cloudflare API at {base_url} could not be reached: {reason}") from None
+            return call_within(Deadline(self.timeout), lambda: self._get(path, params))
+        except TimeoutError as exc:
+            raise CloudflareLookupError(f"the Cloudflare API at {self.base_url} gave {exc}") from None
+
+    def _find_zone(self, name: str) -> dict[str, Any]:
+        found = self.get("/zones", {"name": name})
+        if not isinstance(found, list):
+            raise CloudflareLookupError(f"the Cloudflare API at {self.base_url} answered with no list of zones")
+        for zone in found:
+            if isinstance(zone, dict) and str(zone.get("name", "")).lower() == name and zone.get("id"):
+                return zone
+        raise CloudflareLookupError(f"the token's Cloudflare account has no zone {name} (or the token may not read it)")
+
+    def _get(self, path: str, params: Mapping[str, str] | None) -> Any:
+        timeout = self.timeout
+        with requests.Session() as session:
+            session.mount("https://", HTTPAdapter(max_retries=retry_policy()))
+            session.mount("http://", HTTPAdapter(max_retries=retry_policy()))
+            try:
+                answer = session.get(
+                    f"{self.base_url}{path}",
+                    params=params,
+                    headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+                    timeout=(timeout, timeout),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                reason = describe(exc, timeout)
+                raise CloudflareLookupError(
+                    f"the Cloudflare API at {self.base_url} could not be reached: {reason}"
+                ) from None
         body = _json(answer)
+        codes = _codes(body)
         if answer.status_code in REFUSED_STATUSES:
             raise CloudflareLookupError(
-                f"Cloudflare refused CLOUDFLARE_API_TOKEN (HTTP {answer.status_code}{_errors(body)})", refused=True
+                f"Cloudflare refused CLOUDFLARE_API_TOKEN (HTTP {answer.status_code}{_errors(body)})",
+                status=answer.status_code,
+                codes=codes,
             )
-        if answer.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("result"), list):
+        if answer.status_code != 200 or not isinstance(body, dict) or "result" not in body:
             raise CloudflareLookupError(
-                f"the Cloudflare API answered HTTP {answer.status_code}{_errors(body)}, not a list of zones"
+                f"the Cloudflare API answered HTTP {answer.status_code}{_errors(body)} to GET {path}",
+                status=answer.status_code,
+                codes=codes,
             )
-    for found in body["result"]:
-        if isinstance(found, dict) and str(found.get("name", "")).lower() == zone:
-            servers = found.get("name_servers")
-            if isinstance(servers, list) and servers:
-                return [str(ns) for ns in servers]
-    raise CloudflareLookupError(f"the token's Cloudflare account has no zone {zone} (or the token may not read it)")
+        return body["result"]
 
 
 def _json(answer: requests.Response) -> Any:
@@ -108,6 +163,11 @@ def _json(answer: requests.Response) -> Any:
         return answer.json()
     except ValueError:
         return None
+
+
+def _codes(body: Any) -> tuple[int, ...]:
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return tuple(e["code"] for e in errors or [] if isinstance(e, dict) and isinstance(e.get("code"), int))
 
 
 def _errors(body: Any) -> str:

@@ -13,8 +13,7 @@ from typing import Any
 
 import yaml
 
-from components.check.cloudflare_api import DEFAULT_BASE_URL, CloudflareLookupError, zone_name_servers
-from components.check.deadline import Deadline
+from components.check.cloudflare_api import CloudflareApi, CloudflareLookupError
 from components.config import ConfigError, parse_settings
 
 
@@ -41,7 +40,8 @@ class NameServerSource:
     """Expected Cloudflare name servers for a zone: --expect-ns, else the stack's output, else Cloudflare's API.
 
     Each source is one network step with its own deadline of `timeout` seconds. The stack's output is
-    asked once for all zones; Cloudflare's API once per zone, zones concurrently.
+    asked once for all zones; Cloudflare's API once per zone, zones concurrently (`cloudflare`, shared
+    with the ssl-rule probe, which needs the same zone's id: one lookup serves both).
     """
 
     def __init__(
@@ -50,11 +50,13 @@ class NameServerSource:
         stack: str | None,
         env: Mapping[str, str],
         timeout: float = 5,
+        cloudflare: CloudflareApi | None = None,
     ) -> None:
         self.explicit = tuple(ns.rstrip(".").lower() for ns in explicit) if explicit else None
         self.stack = stack
         self.env = env
         self.timeout = timeout
+        self.cloudflare = cloudflare or CloudflareApi.from_environment(env, timeout)
         self._outputs_lock = threading.Lock()
         self._stack_outputs: tuple[dict[str, list[str]], str | None] | None = None
 
@@ -65,12 +67,10 @@ class NameServerSource:
         if outputs.get(zone):
             return ExpectedNameServers(tuple(outputs[zone]), "pulumi stack output")
         notes = (note,) if note else ()
-        token = self.env.get("CLOUDFLARE_API_TOKEN")
-        if not token:
+        if self.cloudflare is None:
             return ExpectedNameServers(None, notes=(*notes, NO_SOURCE))
-        base_url = (self.env.get("CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         try:
-            names = zone_name_servers(zone, token, base_url, Deadline(self.timeout))
+            names = [str(ns) for ns in self.cloudflare.zone(zone).get("name_servers") or []]
         except CloudflareLookupError as err:
             remedy = (
                 "set CLOUDFLARE_API_TOKEN to a token with Zone: Read on this zone (My Profile > API Tokens), "
@@ -79,6 +79,9 @@ class NameServerSource:
                 else "check CLOUDFLARE_API_TOKEN's account and the network, or pass --expect-ns"
             )
             return ExpectedNameServers(None, "Cloudflare API", problem=str(err), remedy=remedy, notes=notes)
+        if not names:
+            problem = f"Cloudflare's zone {zone} lists no assigned name servers"
+            return ExpectedNameServers(None, "Cloudflare API", problem=problem, remedy="pass --expect-ns", notes=notes)
         return ExpectedNameServers(tuple(names), "Cloudflare API", notes=notes)
 
     def _from_stack_output(self) -> tuple[dict[str, list[str]], str | None]:
@@ -154,12 +157,17 @@ def stack_hosts(stack: str, root: Path) -> dict[str, dict[str, Any]]:
     except Exception as exc:  # whatever the parser trips on, the user gets one line, not a traceback
         raise StackFileError(f"{where} could not be parsed: {type(exc).__name__}: {exc}") from None
     hosts: dict[str, dict[str, Any]] = {}
-    for _, args in settings.zones:
+    for zone, args in settings.zones:
         for host in args.hosts:
             hosts[host.domain] = {
                 "default": host.default,
                 "subaccount": host.subaccount,
                 "managed": host.managed,
                 "api_url": args.sparkpost_api_url,
+                "zone": zone,
+                "zone_id": args.zone_id if isinstance(args.zone_id, str) else None,
+                "ssl_rule": args.ssl_rule,
+                # The zone's edge certificate setting, once the stack has one (`edgeCertificate`).
+                "edge_certificate": str(getattr(args, "edge_certificate", "universal")),
             }
     return hosts

@@ -142,3 +142,49 @@ def _verification_failure(host: str, exc: ssl.SSLCertVerificationError, who: str
         error=f"{exc.verify_message} (code {code})",
         remedy="check the certificate the host serves",
     )
+
+
+def labels_below(host: str, zone: str) -> int:
+    """How many labels `host` has below `zone` (1 for track.example.com in example.com); 0 if not inside."""
+    if host == zone or not host.endswith("." + zone):
+        return 0
+    return host[: -len(zone) - 1].count(".") + 1
+
+
+def explain_deep_host(result: ProbeResult, host: str, zone: str | None, edge_certificate: str) -> ProbeResult:
+    """A failed handshake (or a certificate that does not name the host) of a CDN host two or more labels
+    below its zone: Cloudflare's Universal SSL certificate covers the apex and one level (`*.example.com`),
+    so no edge certificate names `click.mail.example.com`; say so, and the ways out, instead of a guess."""
+    if zone is None or labels_below(host, zone) < 2 or result.error is None:
+        return result
+    if "not valid for" not in result.error and not result.error.startswith("handshake failed"):
+        return result  # expired, untrusted, unreachable: not about what the certificate covers
+    cause = (
+        f"{host} is {labels_below(host, zone)} labels below its zone {zone}: Cloudflare's Universal SSL "
+        f"certificate covers {zone} and *.{zone} only (one level), so no edge certificate names it"
+    )
+    first, parent = host.partition(".")[0], host.partition(".")[2]
+    if edge_certificate == "advanced":
+        remedy = (
+            "the stack orders an advanced certificate pack for it (edgeCertificate: advanced): check its status in "
+            "SSL/TLS > Edge Certificates (it is usable once active; issuance takes minutes to hours), then run again"
+        )
+    elif edge_certificate == "existing":
+        remedy = (
+            f"edgeCertificate: existing says the zone has a certificate for it: add {host} (or *.{parent}) to "
+            "that certificate in SSL/TLS > Edge Certificates, or set edgeCertificate: advanced"
+        )
+    else:
+        remedy = (
+            f"set edgeCertificate: advanced on the zone (the stack orders an edge certificate for such hosts; needs "
+            f"Advanced Certificate Manager), use a host one level below the zone (e.g. {first}.{zone}), "
+            "or httpsMode: managed for this host (SparkPost's certificate)"
+        )
+    return ProbeResult(
+        result.probe,
+        result.summary,
+        error=f"{result.error}; {cause}",
+        remedy=remedy,
+        warnings=result.warnings,
+        details=result.details,
+    )
