@@ -24,11 +24,17 @@ from cloudflare.types.rulesets import (
     RulesetListResponse,
     RulesetUpdateResponse,
 )
-from cloudflare.types.zones import Zone
+from cloudflare.types.ssl import (
+    CertificatePackCreateResponse,
+    CertificatePackDeleteResponse,
+    CertificatePackGetResponse,
+    CertificatePackListResponse,
+)
+from cloudflare.types.zones import SettingEditResponse, SettingGetResponse, Zone
 from conftest import CLOUDFLARE_TOKEN
 from pydantic import BaseModel, TypeAdapter
 
-from world.cloudflare_emulator import DEFAULT_ACCOUNT, CloudflareEmulator
+from world.cloudflare_emulator import DEFAULT_ACCOUNT, MISSING_STATUSES, CloudflareEmulator
 from world.loopback_api import Fault
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +52,14 @@ SSL_RULESET: dict[str, Any] = {
             "action_parameters": {"ssl": "full"},
         }
     ],
+}
+
+CERTIFICATE_PACK: dict[str, Any] = {
+    "type": "advanced",
+    "hosts": ["example.com", "click.mail.example.com"],
+    "validation_method": "txt",
+    "validity_days": 90,
+    "certificate_authority": "lets_encrypt",
 }
 
 
@@ -509,8 +523,7 @@ def test_a_free_zone_allows_three_page_rules_and_the_quota_is_per_zone(cf: Cloud
     for h in "abc":
         api.ok("POST", f"/zones/{zone_id}/pagerules", page_rule(f"{h}.example.com"))
     status, envelope = api("POST", f"/zones/{zone_id}/pagerules", page_rule("d.example.com"))
-    assert (status, error(envelope)[0]) == (400, 1004)
-    assert "3 page rules" in envelope["messages"][0]["message"]
+    assert (status, error(envelope)) == (400, (1008, "Page Rule limit has been met"))
     assert len(cf.pagerules(zone_id)) == 3
 
     cf.set_page_rule_quota(zone_id, 20)  # a Pro plan
@@ -533,6 +546,7 @@ def test_a_page_rule_defaults_and_targets(cf: CloudflareEmulator, api: Api) -> N
     assert envelope["messages"][0]["message"].startswith(".distinctTargetUrl:")
     status, envelope = api("POST", f"/zones/{zone_id}/pagerules", page_rule("track.example.org"))
     assert (status, error(envelope)[0]) == (400, 1004)
+    assert envelope["messages"][0]["message"].startswith(".targets[0]: ")
     assert "example.com" in envelope["messages"][0]["message"]
     status, envelope = api("GET", f"/zones/{zone_id}/pagerules/{'0' * 32}")
     assert status == 404
@@ -570,7 +584,7 @@ def test_rules_get_ids_versions_and_keep_their_ref(api: Api) -> None:
     assert len(rule["id"]) == 32 and rule["ref"] == "ssl-full"
     assert (rule["version"], rule["enabled"], rule["last_updated"]) == ("1", True, created["last_updated"])
     assert api.ok("GET", f"/zones/{zone_id}/rulesets/{created['id']}") == created
-    assert [r.get("rules") for r in api.ok("GET", f"/zones/{zone_id}/rulesets")] == [None]  # lists omit rules
+    assert {r.get("rules") for r in api.ok("GET", f"/zones/{zone_id}/rulesets")} == {None}  # lists omit rules
 
 
 def test_a_ruleset_update_keeps_unchanged_rules_and_versions_changed_ones(api: Api) -> None:
@@ -797,6 +811,135 @@ def test_answers_fit_the_cloudflare_packages_response_models(cf: CloudflareEmula
     entrypoint = f"{rulesets}/phases/http_config_settings/entrypoint"
     assert_fits(PhaseGetResponse, api.ok("GET", entrypoint))
     assert_fits(PhaseUpdateResponse, api.ok("PUT", entrypoint, {"rules": SSL_RULESET["rules"]}))
+
+    cf.set_advanced_certificate_manager(zone_id)
+    packs = f"/zones/{zone_id}/ssl/certificate_packs"
+    pack = api.ok("POST", f"{packs}/order", CERTIFICATE_PACK)
+    assert_fits(CertificatePackCreateResponse, pack)
+    assert_fits(CertificatePackGetResponse, api.ok("GET", f"{packs}/{pack['id']}"))
+    cf.set_certificate_pack_status(zone_id, pack["id"], "active")
+    assert_fits(CertificatePackGetResponse, api.ok("GET", f"{packs}/{pack['id']}"))
+    assert_fits(list[CertificatePackListResponse], api.ok("GET", packs))
+    assert_fits(CertificatePackDeleteResponse, api.ok("DELETE", f"{packs}/{pack['id']}"))
+    ssl = f"/zones/{zone_id}/settings/ssl"
+    assert_fits(SettingGetResponse, api.ok("GET", ssl))
+    assert_fits(SettingEditResponse, api.ok("PATCH", ssl, {"value": "full"}))
+
+
+# --- what the real provider sends, and answers the API's real behaviour makes ----------------------------------
+
+
+def test_a_zone_create_as_the_real_provider_sends_it_is_accepted(cf: CloudflareEmulator, api: Api) -> None:
+    # terraform-provider-cloudflare v5.22.0 sends the default `paused: false` (zone/schema.go 91-96), which
+    # the cloudflare 5.9.0 model lacks: the emulator must take it, and still refuse what no one sends.
+    sent = {"account": {"id": DEFAULT_ACCOUNT}, "name": ZONE, "paused": False, "type": "full"}
+    zone = api.ok("POST", "/zones", sent)
+    assert zone["paused"] is False
+    status, envelope = api("POST", "/zones", {**sent, "name": "example.org", "bogus": 1})
+    assert (status, error(envelope)) == (400, (1004, 'invalid JSON: unknown field "bogus"'))
+
+
+def test_a_zones_ruleset_list_holds_managed_rulesets_of_other_kinds_and_phases_first(api: Api) -> None:
+    zone_id = api.zone()
+    created = api.ok("POST", f"/zones/{zone_id}/rulesets", SSL_RULESET)
+    listed = api.ok("GET", f"/zones/{zone_id}/rulesets")
+    assert listed[0]["kind"] == "managed" and listed[0]["phase"] != "http_config_settings"
+    assert len({(r["kind"], r["phase"]) for r in listed}) >= 3
+    own = [r for r in listed if (r["kind"], r["phase"]) == ("zone", "http_config_settings")]
+    assert [r["id"] for r in own] == [created["id"]]
+    assert api.ok("GET", f"/zones/{zone_id}/rulesets/{listed[0]['id']}")["kind"] == "managed"
+
+
+@pytest.mark.parametrize("missing_status", MISSING_STATUSES)
+def test_a_missing_zone_or_page_rule_answers_the_chosen_status(missing_status: int) -> None:
+    # Not known from any source: the emulator offers each plausible answer (test_standins tests the stand-in
+    # against each).
+    with CloudflareEmulator(CLOUDFLARE_TOKEN, missing_status=missing_status) as cf:
+        api = Api(cf)
+        zone_id = api.zone()
+        status, envelope = api("GET", f"/zones/{'0' * 32}")
+        assert (status, error(envelope)[0]) == (missing_status, 7003)
+        status, envelope = api("DELETE", f"/zones/{zone_id}/pagerules/{'0' * 32}")
+        assert (status, error(envelope)[0]) == (missing_status, 1002)
+        # A record's answer is known (81044, 404) and stays.
+        assert api("GET", f"/zones/{zone_id}/dns_records/{'0' * 32}")[0] == 404
+
+
+def test_an_unknown_missing_status_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"missing_status must be one of \(404, 400, 403\), not 500"):
+        CloudflareEmulator(CLOUDFLARE_TOKEN, missing_status=500)
+
+
+def test_a_certificate_pack_needs_advanced_certificate_manager(cf: CloudflareEmulator, api: Api) -> None:
+    zone_id = api.zone()
+    status, envelope = api("POST", f"/zones/{zone_id}/ssl/certificate_packs/order", CERTIFICATE_PACK)
+    assert (status, error(envelope)[0]) == (403, 1400)
+    assert "Advanced Certificate Manager" in error(envelope)[1]
+    assert cf.certificate_packs(zone_id) == []
+
+
+def test_a_certificate_pack_is_ordered_read_listed_issued_and_deleted(cf: CloudflareEmulator, api: Api) -> None:
+    zone_id = cf.add_zone(ZONE, advanced_certificate_manager=True)
+    packs = f"/zones/{zone_id}/ssl/certificate_packs"
+    pack = api.ok("POST", f"{packs}/order", CERTIFICATE_PACK)
+    assert (pack["status"], pack["type"], pack["hosts"]) == ("initializing", "advanced", CERTIFICATE_PACK["hosts"])
+    assert [r["txt_name"] for r in pack["validation_records"]] == [
+        "_acme-challenge.example.com",
+        "_acme-challenge.click.mail.example.com",
+    ]
+    assert api.ok("GET", f"{packs}/{pack['id']}") == pack
+    assert [p["id"] for p in api.ok("GET", packs)] == [pack["id"]]
+    cf.set_certificate_pack_status(zone_id, pack["id"], "active")
+    issued = api.ok("GET", f"{packs}/{pack['id']}")
+    assert issued["status"] == "active" and issued["certificates"][0]["hosts"] == CERTIFICATE_PACK["hosts"]
+    assert api.ok("DELETE", f"{packs}/{pack['id']}") == {"id": pack["id"]}
+    assert api("GET", f"{packs}/{pack['id']}")[0] == 404
+    assert api("DELETE", f"{packs}/{pack['id']}")[0] == 404  # already gone: an error, not a success
+    assert cf.certificate_packs(zone_id) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "says"),
+    [
+        ({"hosts": ["click.mail.example.com"]}, 1402, "must include the zone apex example.com"),
+        ({"hosts": ["example.com", "click.example.org"]}, 1403, "click.example.org"),
+        ({"hosts": []}, 1401, "between 1 and 50"),
+        ({"validity_days": 7}, 1004, "/validity_days"),
+        ({"type": "universal"}, 1004, "/type"),
+    ],
+)
+def test_certificate_pack_orders_the_api_refuses(
+    cf: CloudflareEmulator, api: Api, change: dict[str, Any], code: int, says: str
+) -> None:
+    zone_id = cf.add_zone(ZONE, advanced_certificate_manager=True)
+    status, envelope = api("POST", f"/zones/{zone_id}/ssl/certificate_packs/order", {**CERTIFICATE_PACK, **change})
+    assert (status, error(envelope)[0]) == (400, code)
+    assert says in error(envelope)[1]
+    assert cf.certificate_packs(zone_id) == []
+
+
+def test_the_zones_ssl_setting_is_read_and_changed(api: Api) -> None:
+    zone_id = api.zone()
+    ssl = f"/zones/{zone_id}/settings/ssl"
+    assert api.ok("GET", ssl)["value"] == "flexible"  # the emulator's chosen default (see DEFAULT_SSL_MODE)
+    assert api.ok("PATCH", ssl, {"value": "full"})["value"] == "full"
+    assert api.ok("GET", ssl)["value"] == "full"
+    status, envelope = api("PATCH", ssl, {"value": "fullish"})
+    assert (status, error(envelope)[0]) == (400, 1007)
+    assert api.ok("GET", ssl)["value"] == "full"
+
+
+def test_the_ssl_setting_hooks_and_the_default_are_steerable() -> None:
+    with CloudflareEmulator(CLOUDFLARE_TOKEN, default_ssl_mode="full") as cf:
+        api = Api(cf)
+        zone_id = api.zone()
+        assert api.ok("GET", f"/zones/{zone_id}/settings/ssl")["value"] == "full"
+        before = cf.snapshot()
+        cf.set_ssl_mode(zone_id, "flexible")  # changed in the dashboard
+        assert (cf.ssl_mode(zone_id), api.ok("GET", f"/zones/{zone_id}/settings/ssl")["value"]) == ("flexible",) * 2
+        assert "ssl_settings" not in before and cf.snapshot()["ssl_settings"][zone_id]["value"] == "flexible"
+        with pytest.raises(ValueError, match="an SSL mode is one of"):
+            cf.set_ssl_mode(zone_id, "on")
 
 
 # --- standalone mode of both emulators -------------------------------------------------------------------------
