@@ -5,6 +5,7 @@ no more (the provider's check and diff call nothing, its read only GETs); the wr
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,46 @@ def test_drift_workflow_checks_every_stack_with_read_only_credentials(tmp_path: 
     assert pulumi_commands(job) == ["pulumi preview"]
     (health,) = [s for s in job["steps"] if "components check" in str(s.get("run", ""))]
     assert health["if"] == "${{ !cancelled() }}"  # the health check runs even when drift was found
-    command = health["run"].split()
+    (line,) = [line for line in health["run"].splitlines() if "components check" in line]
+    command = line.split()
     assert command[:4] == ["python3", "-m", "components", "check"]
     # The command line the workflow runs is one the check accepts, with a JSON report and the summary.
     words = [w.replace('"$STACK"', "dev").replace('"$GITHUB_STEP_SUMMARY"', str(tmp_path / "summary")) for w in command]
     args = parser().parse_intermixed_args(words[4:])
     assert (args.stack, args.json, args.summary) == ("dev", True, str(tmp_path / "summary"))
+    # Each host's SSL rule comes from the stack (no --ssl-rule or --managed overrides it), read with the
+    # environment's read-only Cloudflare token: what `pulumi refresh` cannot see, the ssl-rule probe does.
+    assert (args.ssl_rule, args.managed) == (None, False)
+    assert health["env"]["CLOUDFLARE_API_TOKEN"] == "${{ secrets.CLOUDFLARE_API_TOKEN }}"
+
+
+def run_health_step(tmp_path: Path, token: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """The drift workflow's health step in bash, with a stand-in `python3` that records its arguments."""
+    (health,) = [s for s in workflow("drift.yml")["jobs"]["drift"]["steps"] if "components check" in str(s.get("run"))]
+    fake = tmp_path / "python3"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "ran"}\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "STACK": "dev", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
+    done = subprocess.run(
+        ["bash", "-e", "-c", health["run"]],
+        env={**env, "CLOUDFLARE_API_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    ran = tmp_path / "ran"
+    return done, ran.read_text() if ran.exists() else ""
+
+
+def test_the_drift_check_refuses_to_run_without_the_cloudflare_token(tmp_path: Path) -> None:
+    # Without a token the ssl-rule probe would be skipped and a page rule disabled in the dashboard pass unseen.
+    done, ran = run_health_step(tmp_path, "")
+    assert done.returncode == 1 and ran == ""
+    assert "::error::CLOUDFLARE_API_TOKEN is not set in the dev-preview environment" in done.stdout
+    done, ran = run_health_step(tmp_path, "a-read-only-token")
+    assert done.returncode == 0, done.stderr
+    assert ran == f"-m components check --stack dev --json --summary {tmp_path / 'summary'}\n"
 
 
 def test_the_stack_files_hold_no_credentials() -> None:
