@@ -11,7 +11,7 @@ class ProbeResult:
     """What one probe found: ok, or an error with its remedy; warnings either way."""
 
     probe: str
-    """delegation | dns | tls | http | sparkpost"""
+    """delegation | dns | tls | http | ssl-rule | sparkpost"""
     summary: str
     """What was seen, in a line."""
     error: str | None = None

@@ -274,7 +274,9 @@ def _configuration_rule_findings(host: str, ruleset: Any) -> _Findings:
         return found
     setting_ssl: list[tuple[int, dict[str, Any], bool | None]] = []
     for position, rule in enumerate(ruleset.get("rules") or [], start=1):
-        parameters = rule.get("action_parameters") if isinstance(rule, dict) else None
+        if not isinstance(rule, dict):
+            continue
+        parameters = rule.get("action_parameters")
         if rule.get("action") == "set_config" and isinstance(parameters, dict) and "ssl" in parameters:
             hosts = expression_hosts(rule.get("expression"))
             matches = None if hosts is None else (host in hosts or "*" in hosts)
