@@ -22,5 +22,11 @@ for zone, args in settings.zones:
 # Name servers first: the registrar change they call for is the step everything else waits on.
 pulumi.export("nameServers", {zone: t.name_servers for zone, t in trackings.items()})
 pulumi.export("nextSteps", {zone: t.next_step for zone, t in trackings.items()})
-pulumi.export("zones", {zone: {"zoneId": t.zone_id, "status": t.zone_status} for zone, t in trackings.items()})
+pulumi.export(
+    "zones",
+    {
+        zone: {"zoneId": t.zone_id, "status": t.zone_status, "edgeCertificate": t.edge_certificate}
+        for zone, t in trackings.items()
+    },
+)
 pulumi.export("trackingDomains", {domain: host for t in trackings.values() for domain, host in t.hosts.items()})

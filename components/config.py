@@ -5,7 +5,7 @@ is tested without Pulumi; `read_stack_config` feeds it from the running stack. S
 read here: only whether they are present and stored encrypted.
 
 Keys (namespace `https-tracking` unless written out): zone, zoneId, cloudflareAccountId, protectZone,
-region, cnameTarget, sslRule, trackingDomains (or trackingDomain; each host with domain, default,
+region, cnameTarget, sslRule, edgeCertificate, trackingDomains (or trackingDomain; each host with domain, default,
 subaccount, httpsMode, sendingDomains), verifyTimeout, and zones (a list of zone blocks for several
 zones in one stack); sparkpost:apiKey (secret), sparkpost:apiUrl, cloudflare:apiToken (secret), or
 cloudflare:apiKey (secret) with cloudflare:email.
@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 import idna
 
 from components.hostnames import HostnameError, is_within, normalize_host
-from components.https_tracking_args import HTTPS_MODES, SSL_RULE_KINDS, HttpsTrackingArgs, TrackingHostArgs
+from components.https_tracking_args import (
+    EDGE_CERTIFICATES,
+    HTTPS_MODES,
+    MAX_CERTIFICATE_PACK_HOSTS,
+    SSL_RULE_KINDS,
+    HttpsTrackingArgs,
+    TrackingHostArgs,
+    labels_below,
+)
 from components.sparkpost.client import normalize_base_url
 from components.sparkpost.limits import MAX_SUBACCOUNT, MAX_VERIFY_TIMEOUT
 from components.sparkpost.regions import (
@@ -43,7 +51,16 @@ if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList
 
 PROJECT = "https-tracking"
-ZONE_KEYS = ("zone", "zoneId", "cloudflareAccountId", "protectZone", "sslRule", "trackingDomains", "trackingDomain")
+ZONE_KEYS = (
+    "zone",
+    "zoneId",
+    "cloudflareAccountId",
+    "protectZone",
+    "sslRule",
+    "edgeCertificate",
+    "trackingDomains",
+    "trackingDomain",
+)
 STACK_KEYS = ("zones", "region", "cnameTarget", "verifyTimeout", *ZONE_KEYS)
 STRUCTURED_KEYS = ("zones", "trackingDomains", "protectZone", "verifyTimeout")  # YAML values, JSON-encoded
 MAPPING_KEYS = ("trackingDomain",)  # a host name, or a mapping (JSON-encoded like the structured keys)
@@ -145,6 +162,7 @@ def parse_settings(
     blocks = _zone_blocks(project, problems)
     zones: list[tuple[str, HttpsTrackingArgs]] = []
     seen_zones: dict[str, str] = {}
+    seen_zone_ids: dict[str, tuple[str, str]] = {}  # id -> (its key, its zone)
     seen_hosts: dict[str, str] = {}
     seen_sending: dict[str, str] = {}
     defaults: dict[int | None, str] = {}
@@ -175,6 +193,17 @@ def parse_settings(
             problems.error(f"{prefix}zone", f"'{zone}' is configured twice (also at {seen_zones[zone]}): merge the two")
             continue
         seen_zones[zone] = f"{prefix}zone"
+        zone_id = options["zone_id"]  # a valid id, None, or a bad value reported already
+        if isinstance(zone_id, str) and zone_id in seen_zone_ids:
+            other_key, other_zone = seen_zone_ids[zone_id]
+            problems.error(
+                f"{prefix}zoneId",
+                f"'{zone_id}' is also the zoneId of {other_zone} ({other_key}): a zone id names one Cloudflare zone, "
+                f"so the hosts of {zone} would land in the zone of {other_zone}; give each zone block the id of its "
+                "own zone (shown on that zone's Overview page)",
+            )
+        elif isinstance(zone_id, str):
+            seen_zone_ids[zone_id] = (f"{prefix}zoneId", zone)
         for where, host in hosts:
             if host.domain in seen_hosts:
                 problems.error(where, f"'{host.domain}' is listed twice (also at {seen_hosts[host.domain]}): keep one")
@@ -206,6 +235,8 @@ def parse_settings(
                 ),
             )
         )
+
+    _refuse_sending_domains_that_are_tracking_hosts(seen_sending, seen_hosts, problems)
 
     if problems.errors:
         raise ConfigError(problems.errors)
@@ -365,6 +396,7 @@ def _zone(
     account_key, account_id = setting("cloudflareAccountId")
     protect_key, protect = setting("protectZone", False)
     rule_key, ssl_rule = setting("sslRule", "page-rule")
+    edge_key, edge_certificate = setting("edgeCertificate", "universal")
     if zone_id is not None and not (isinstance(zone_id, str) and CLOUDFLARE_ID.match(zone_id)):
         problems.error(
             zone_id_key,
@@ -393,7 +425,15 @@ def _zone(
     if not isinstance(ssl_rule, str) or ssl_rule not in SSL_RULE_KINDS:
         problems.error(rule_key, f"{_shown(ssl_rule)} is not an SSL rule kind: use one of {', '.join(SSL_RULE_KINDS)}")
 
+    if not isinstance(edge_certificate, str) or edge_certificate not in EDGE_CERTIFICATES:
+        problems.error(
+            edge_key,
+            f"{_shown(edge_certificate)} is not an edge certificate choice: use one of {', '.join(EDGE_CERTIFICATES)}",
+        )
+        edge_certificate = "existing"  # reported: do not also report every deep host
+
     hosts = _hosts(prefix, block, zone, problems)
+    _check_edge_certificate(zone, hosts, edge_key, edge_certificate, edge_key.startswith(prefix), problems)
     page_rules = sum(1 for _, host in hosts if not host.managed)
     if ssl_rule == "page-rule" and page_rules > PAGE_RULE_QUOTA["Free"]:
         quota = ", ".join(f"{plan} {n}" for plan, n in PAGE_RULE_QUOTA.items())
@@ -410,8 +450,43 @@ def _zone(
         "account_id": account_id if zone_id is None else None,
         "protect_zone": protect_zone and zone_id is None,
         "ssl_rule": ssl_rule,
+        "edge_certificate": edge_certificate,
     }
     return zone, hosts, options
+
+
+def _check_edge_certificate(
+    zone: str, hosts: list[tuple[str, TrackingHostArgs]], key: str, choice: str, own: bool, problems: _Problems
+) -> None:
+    """Deep CDN hosts (two or more labels below the zone) need an edge certificate that names them.
+
+    `own`: the choice is the zone's own, not the top-level default of every zone block.
+    """
+    deep = [(where, host.domain) for where, host in hosts if not host.managed and labels_below(host.domain, zone) > 1]
+    if choice == "universal":
+        for where, domain in deep:
+            one_level = domain[: -len(zone) - 1].replace(".", "-") + "." + zone
+            problems.error(
+                f"{where}.domain",
+                f"'{domain}' is {labels_below(domain, zone)} labels below the zone {zone}, and Cloudflare's Universal "
+                f"SSL certificate covers only {zone} and *.{zone}: HTTPS to it would fail and SparkPost would never "
+                f"verify it. Use a host one level below the zone (e.g. {one_level}), or httpsMode: managed for it, "
+                f"or an edge certificate: set {key} to advanced (the stack orders a certificate pack for it; needs "
+                "Cloudflare's Advanced Certificate Manager) or to existing (the zone has one already, e.g. Total TLS)",
+            )
+    elif choice == "advanced" and not deep and own:
+        problems.warn(
+            key,
+            f"advanced orders nothing for {zone}: none of its CDN hosts is more than one level below it "
+            "(Universal SSL covers them); remove the setting",
+        )
+    elif choice == "advanced" and len(deep) + 1 > MAX_CERTIFICATE_PACK_HOSTS:
+        problems.error(
+            key,
+            f"{len(deep)} hosts of {zone} are more than one level below it, and a certificate pack holds at most "
+            f"{MAX_CERTIFICATE_PACK_HOSTS} names, the apex {zone} included: move hosts one level below the zone, "
+            "or order the certificates yourself and set edgeCertificate: existing",
+        )
 
 
 def _hosts(prefix: str, block: Mapping[str, Any], zone: str, problems: _Problems) -> list[tuple[str, TrackingHostArgs]]:
@@ -525,6 +600,22 @@ def _claim_sending_domains(where: str, host: TrackingHostArgs, seen: dict[str, s
             )
         else:
             seen[domain] = place
+
+
+def _refuse_sending_domains_that_are_tracking_hosts(
+    sending: Mapping[str, str], hosts: Mapping[str, str], problems: _Problems
+) -> None:
+    # A tracking host is a CNAME, and a name that holds a CNAME holds nothing else (RFC 1034 3.6.2):
+    # at a sending domain it would clash with the MX and SPF (TXT) records its mail needs.
+    for domain, place in sending.items():
+        if domain in hosts:
+            problems.error(
+                place,
+                f"sending domain '{domain}' is also a tracking host ({hosts[domain]}): the tracking host's CNAME "
+                "cannot sit beside the MX and SPF records of a mail domain, so mail or tracking would break. "
+                f"Track its mail on a host of its own below it, e.g. track.{domain}, and list {domain} under that "
+                "host's sendingDomains",
+            )
 
 
 def _bool(value: Any, key: str, problems: _Problems) -> bool | None:

@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+from components.hostnames import HostnameError, normalize_host
 from components.https_tracking_args import HttpsTrackingArgs, TrackingHostArgs
 from components.sparkpost.sending_domain_tracking import SendingDomainTracking, SendingDomainTrackingArgs
 from components.sparkpost.tracking_domain import TrackingDomain, TrackingDomainArgs
@@ -22,6 +23,38 @@ from components.sparkpost.tracking_domain import TrackingDomain, TrackingDomainA
 # Cloudflare's "Full": TLS to the origin without validating its certificate. SparkPost's certificate
 # does not name your host, so "Full (strict)" fails with 526 and "Flexible" loops on redirects.
 SSL_MODE = "full"
+
+# Cloudflare allows one ruleset per zone and phase (20217), one CNAME per name (81053) and one page rule
+# per target, and Pulumi replaces by creating the new object first: these are deleted first instead.
+# Not the zone: it is replaced only when its account changes (a new name is a new resource, not a
+# replacement), and then the new zone is another zone with other name servers, holding every record of
+# the domain, not only ours: it must exist before the old one goes, or the whole domain stops resolving.
+DELETE_FIRST = pulumi.ResourceOptions(delete_before_replace=True)
+
+
+class ZoneMismatchError(pulumi.RunError):
+    """zoneId names another zone than `zone`. A RunError: the CLI prints the message, no traceback."""
+
+
+def zone_id_of(zone: str, zone_id: pulumi.Input[str], found_name: str | None) -> pulumi.Input[str]:
+    """`zone_id`, once Cloudflare said the zone it names is `zone`; else ZoneMismatchError.
+
+    Everything below the zone takes its zone id from here, so with the wrong zone none of it is sent to
+    the engine: nothing is created or changed in the other zone, in `pulumi preview` as in `pulumi up`.
+    """
+    try:
+        found = normalize_host(found_name) if found_name else ""
+    except HostnameError:
+        found = str(found_name)
+    if found == zone:
+        return zone_id
+    named = f"the Cloudflare zone {found}" if found else "a Cloudflare zone whose name Cloudflare did not give"
+    raise ZoneMismatchError(
+        f"zoneId {zone_id} is {named}, not {zone}: nothing below the zone was created or changed. Set zoneId (in "
+        f"the zone block of {zone}) to the id of {zone}, shown on its Overview page in the Cloudflare dashboard"
+        + (f", or set zone to {found} if that is the zone you mean" if found else "")
+        + "."
+    )
 
 
 class HttpsTracking(pulumi.ComponentResource):
@@ -33,6 +66,8 @@ class HttpsTracking(pulumi.ComponentResource):
     hosts: dict[str, pulumi.Output[dict[str, Any]]]
     """Per tracking host: trackingUrl, verified, default, httpsMode, cnameTarget, tlsStatus, sendingDomains, ... ."""
     next_step: pulumi.Output[str]
+    edge_certificate: pulumi.Output[str]
+    """`universal`, `existing`, or `advanced: <the pack's status>` (as created or last refreshed, e.g. `active`)."""
 
     def __init__(self, name: str, args: HttpsTrackingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("https-tracking:index:HttpsTracking", name, None, opts)
@@ -42,7 +77,9 @@ class HttpsTracking(pulumi.ComponentResource):
         if args.zone_id is not None:
             # An existing zone: read, never managed, so destroy leaves it alone.
             existing = cloudflare.get_zone_output(zone_id=args.zone_id, opts=pulumi.InvokeOutputOptions(parent=self))
-            self.zone_id = pulumi.Output.from_input(args.zone_id)
+            configured_id = args.zone_id
+            # Never created inside this apply: it only passes the id on, or stops the program.
+            self.zone_id = existing.name.apply(lambda found: zone_id_of(args.zone, configured_id, found))
             self.name_servers = existing.name_servers
             self.zone_status = existing.status
         else:
@@ -76,10 +113,17 @@ class HttpsTracking(pulumi.ComponentResource):
                 proxied=not host.managed,
                 ttl=1,  # 1 = automatic, the only TTL a proxied record has
                 comment="SparkPost HTTPS engagement tracking (managed by Pulumi)",
-                opts=child,
+                opts=pulumi.ResourceOptions.merge(child, DELETE_FIRST),
             )
 
         self.ssl_rules: dict[str, pulumi.CustomResource] = self._ssl_rules(name, args, child)
+        self.edge_certificate_pack = self._edge_certificate_pack(name, args, child)
+        deep_hosts = set(args.deep_cdn_hosts()) if self.edge_certificate_pack is not None else set()
+        self.edge_certificate = (
+            self.edge_certificate_pack.status.apply(lambda status: f"advanced: {status}")
+            if self.edge_certificate_pack is not None
+            else pulumi.Output.from_input(args.edge_certificate)
+        )
 
         self.tracking_domains: dict[str, TrackingDomain] = {}
         for host in args.hosts:
@@ -87,6 +131,8 @@ class HttpsTracking(pulumi.ComponentResource):
             after: list[pulumi.Resource] = [self.records[host.domain]]
             if host.domain in self.ssl_rules:
                 after.append(self.ssl_rules[host.domain])
+            if self.edge_certificate_pack is not None and host.domain in deep_hosts:
+                after.append(self.edge_certificate_pack)  # its HTTPS needs the certificate that names it
             self.tracking_domains[host.domain] = TrackingDomain(
                 f"{host.domain}-tracking-domain",
                 TrackingDomainArgs(
@@ -127,6 +173,7 @@ class HttpsTracking(pulumi.ComponentResource):
                 "zoneStatus": self.zone_status,
                 "hosts": self.hosts,
                 "nextStep": self.next_step,
+                "edgeCertificate": self.edge_certificate,
             }
         )
 
@@ -199,7 +246,8 @@ class HttpsTracking(pulumi.ComponentResource):
                     # declared number reads back different and every refresh then shows a diff (seen through
                     # the real engine). Each rule matches its own host, so their order does not matter.
                     opts=pulumi.ResourceOptions.merge(
-                        child, pulumi.ResourceOptions(depends_on=[self.records[host.domain]])
+                        child,
+                        pulumi.ResourceOptions(depends_on=[self.records[host.domain]], delete_before_replace=True),
                     ),
                 )
             return rules
@@ -222,11 +270,43 @@ class HttpsTracking(pulumi.ComponentResource):
                     enabled=True,
                 )
             ],
+            # Its name, zone, kind and phase replace it; deleted first, the zone has no SSL rule for the
+            # moment between (README: importing a ruleset made in the dashboard).
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[self.records[host.domain] for host in cdn_hosts])
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=[self.records[host.domain] for host in cdn_hosts], delete_before_replace=True
+                ),
             ),
         )
         return {host.domain: ruleset for host in cdn_hosts}
+
+    def _edge_certificate_pack(
+        self, name: str, args: HttpsTrackingArgs, child: pulumi.ResourceOptions
+    ) -> cloudflare.CertificatePack | None:
+        """With `edgeCertificate: advanced`, one advanced certificate pack naming the zone's deep CDN hosts.
+
+        Universal SSL covers the apex and `*.zone` only. Why a pack and not Total TLS (`cloudflare.TotalTls`,
+        also an Advanced Certificate Manager feature): Total TLS is one switch for the whole zone, ordering a
+        certificate for every proxied record in it, not only ours, and it stays the zone's setting, shared
+        with whoever else manages it; a pack names exactly this stack's hosts, and destroy takes it away.
+        A pack holds at most 50 names, the apex included (config refuses more).
+        """
+        deep = args.deep_cdn_hosts()
+        if args.edge_certificate != "advanced" or not deep:
+            return None
+        return cloudflare.CertificatePack(
+            f"{name}-edge-certificate",
+            zone_id=self.zone_id,
+            type="advanced",
+            hosts=[args.zone, *deep],  # Cloudflare: the hosts "must contain the zone apex"
+            validation_method="txt",  # Cloudflare adds the TXT records itself in a zone it serves
+            validity_days=90,
+            certificate_authority="lets_encrypt",
+            # Every input of a pack replaces it (a certificate is issued for fixed names); deleted first,
+            # the deep hosts have no certificate until the new one is issued.
+            opts=pulumi.ResourceOptions.merge(child, DELETE_FIRST),
+        )
 
     def _warn_while_pending(self) -> None:
         """Show the next step as a warning while the zone or a host is not done (logging, not resources)."""

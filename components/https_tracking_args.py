@@ -17,6 +17,17 @@ if TYPE_CHECKING:
 
 SSL_RULE_KINDS = ("page-rule", "configuration-rule")
 HTTPS_MODES = ("cdn", "managed")
+EDGE_CERTIFICATES = ("universal", "advanced", "existing")
+"""How Cloudflare's edge serves HTTPS for CDN hosts two or more labels below their zone, which its
+Universal SSL certificate (the apex and `*.zone` only) does not cover: `universal` (no such host
+allowed), `advanced` (the stack orders one advanced certificate pack for them) or `existing` (the zone
+has a certificate for them already: Total TLS, or one ordered in the dashboard)."""
+MAX_CERTIFICATE_PACK_HOSTS = 50  # Cloudflare: a certificate pack "may not contain more than 50 hosts"
+
+
+def labels_below(host: str, zone: str) -> int:
+    """How many labels `host` has below `zone` (both normalized, host within zone): 1 for track.example.com."""
+    return 0 if host == zone else host[: -len(zone) - 1].count(".") + 1
 
 
 @dataclass
@@ -60,11 +71,21 @@ class HttpsTrackingArgs:
     protect_zone: bool = False
     """Protect a created zone from deletion (`pulumi destroy` then stops at the zone)."""
     ssl_rule: str = "page-rule"
-    """`page-rule` (one per host, as in SparkPost's guide) or `configuration-rule` (one ruleset per zone)."""
+    """`page-rule` (one per host, as in SparkPost's guide) or `configuration-rule` (one ruleset per zone,
+    recommended: see the README's Configuration)."""
+    edge_certificate: str = "universal"
+    """Which edge certificate covers the deep CDN hosts (`deep_cdn_hosts`): one of `EDGE_CERTIFICATES`."""
     sparkpost_api_url: pulumi.Input[str] | None = None
     """SparkPost API base URL for the tracking domains (the region's, or an Enterprise tenant's)."""
     verify_timeout: float = 0
     """Seconds the provider keeps retrying SparkPost verification during an update; 0 tries once."""
+
+    def deep_cdn_hosts(self) -> list[str]:
+        """The proxied hosts that Universal SSL does not cover (two or more labels below the zone), sorted.
+
+        Managed hosts are not proxied: SparkPost's own certificate serves them, whatever their depth.
+        """
+        return sorted(h.domain for h in self.hosts if not h.managed and labels_below(h.domain, self.zone) > 1)
 
     def cname_target_of(self, host: TrackingHostArgs) -> pulumi.Input[str]:
         """Where the host's CNAME points: the V2 endpoint for managed HTTPS, else the CDN target."""

@@ -21,6 +21,7 @@ ZONE = "cloudflare:index/zone:Zone"
 RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 PAGE_RULE = "cloudflare:index/pageRule:PageRule"
 RULESET = "cloudflare:index/ruleset:Ruleset"
+CERTIFICATE_PACK = "cloudflare:index/certificatePack:CertificatePack"
 TRACKING_DOMAIN = "pulumi-python:dynamic/sparkpost:TrackingDomain"
 SENDING_DOMAIN_TRACKING = "pulumi-python:dynamic/sparkpost:SendingDomainTracking"
 COMPONENT = "https-tracking:index:HttpsTracking"
@@ -40,6 +41,7 @@ class Registration:
     parent: str
     dependencies: list[str]
     protect: bool
+    delete_before_replace: bool
     inputs: dict[str, Any]
 
 
@@ -61,6 +63,12 @@ class CloudMocks(pulumi.runtime.Mocks):
             "certificate_expires_at": "",
         }
     )
+    zone_names: dict[str, str] = field(default_factory=dict)
+    """The name getZone answers for a zone id: the zones created under the mocks are added as they are."""
+    unknown_zone_name: str | None = "example.com"
+    """The name getZone answers for any other id (the tests' usual zone; None: Cloudflare gives none)."""
+    certificate_pack_status: str = "active"
+    """What Cloudflare answers for an advanced certificate pack (pending_validation while it is issued)."""
     previous_tracking_domain: str = ""
     """What a sending domain's tracking_domain was before its association (SendingDomainTracking)."""
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -69,7 +77,12 @@ class CloudMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if args.typ == ZONE:
             state.update(nameServers=NAME_SERVERS, status=self.zone_status)
-            return fake_id("zone", args.name), state
+            zone_id = fake_id("zone", args.name)
+            self.zone_names[zone_id] = args.inputs["name"]
+            return zone_id, state
+        if args.typ == CERTIFICATE_PACK:
+            state.update(status=self.certificate_pack_status)
+            return fake_id(args.typ, args.name), state
         if args.typ == TRACKING_DOMAIN:
             state.update(self.tracking_outputs)
             state["tracking_url"] = f"https://{args.inputs['domain']}"
@@ -92,7 +105,9 @@ class CloudMocks(pulumi.runtime.Mocks):
         self.invokes.append((args.token, dict(args.args)))
         if args.token == GET_ZONE:
             status = self.live_zone_status or self.zone_status
-            return {"id": args.args["zoneId"], "nameServers": NAME_SERVERS, "status": status}, []
+            zone_id = args.args["zoneId"]
+            name = self.zone_names.get(zone_id, self.unknown_zone_name)
+            return {"id": zone_id, "name": name, "nameServers": NAME_SERVERS, "status": status}, []
         return {}, []
 
 
@@ -113,14 +128,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     parent=request.parent,
                     dependencies=list(request.dependencies),
                     protect=bool(request.protect),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                     inputs=dict(rpc.deserialize_properties(request.object)),
                 )
             )
         return response
 
-    def install(self) -> None:
+    def install(self, *, preview: bool = False) -> None:
         """Set these mocks as the runtime's, afresh: each program run needs its own runtime state."""
-        pulumi.runtime.set_mocks(self.cloud, project="https-tracking", stack="test", preview=False, monitor=self)
+        pulumi.runtime.set_mocks(self.cloud, project="https-tracking", stack="test", preview=preview, monitor=self)
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == type_]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from typing import Any
 
 import pulumi
 import pytest
 from pulumi_mocks import (
+    CERTIFICATE_PACK,
     COMPONENT,
     GET_ZONE,
     NAME_SERVERS,
@@ -20,7 +23,7 @@ from pulumi_mocks import (
     settled,
 )
 
-from components.https_tracking import HttpsTracking, next_step
+from components.https_tracking import HttpsTracking, ZoneMismatchError, next_step
 from components.https_tracking_args import HttpsTrackingArgs, TrackingHostArgs
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -384,6 +387,206 @@ def test_next_step_names_hosts_configured_but_unused() -> None:
     )
     assert "b.example.com, c.example.com are configured but unused" in waiting
     assert "unused" not in next_step("example.com", "active", NAME_SERVERS, {"a.example.com": ""})
+
+
+# --- a zoneId that names another zone (issue 16 item 7) ------------------------------------------------
+
+
+def failure_of(program: Any) -> BaseException:
+    """The exception a failing program run raised.
+
+    Every Output that depended on the failure holds it too, unread: marked read here, so that they do
+    not each log "Future exception was never retrieved" when collected (the language host silences
+    asyncio's logger for the same reason).
+    """
+    try:
+        program()
+    except Exception as exc:  # returned to the test, which asserts what it is
+        failure = exc
+    else:
+        raise AssertionError("the program run did not fail")
+    for obj in gc.get_objects():
+        if isinstance(obj, asyncio.Future) and obj.done() and not obj.cancelled():
+            obj.exception()
+    return failure
+
+
+EVERYTHING = [
+    TrackingHostArgs("track.example.org", default=True, sending_domains=("mail.example.org",)),
+    TrackingHostArgs("click.example.org"),
+    TrackingHostArgs("m.example.org", https_mode="managed"),
+    TrackingHostArgs("a.b.example.org"),
+]
+
+
+@pytest.mark.parametrize("ssl_rule", ["page-rule", "configuration-rule"])
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_a_zone_id_of_another_zone_stops_before_anything_below_the_zone(
+    pulumi_mocks: RecordingMonitor, ssl_rule: str, preview: bool
+) -> None:
+    # zone: example.org with example.com's id: the records, rules, certificate, tracking domains and
+    # associations would all be made in (or for) the wrong zone. None of them may reach the engine.
+    pulumi_mocks.cloud.zone_names[ZONE_ID] = "example.com"
+    pulumi_mocks.install(preview=preview)
+
+    @pulumi.runtime.test
+    def run() -> Any:
+        component = build(
+            zone="example.org",
+            zone_id=ZONE_ID,
+            account_id=None,
+            hosts=EVERYTHING,
+            ssl_rule=ssl_rule,
+            edge_certificate="advanced",
+        )
+        return settled(component, then=lambda: None)
+
+    failure = failure_of(run)
+    # Asserted after the run: it fails as a whole, so no Output of it resolves to assert in. The
+    # registrations are complete by then (the runtime waits for every outstanding registration).
+    assert isinstance(failure, ZoneMismatchError)
+    assert str(failure) == (
+        f"zoneId {ZONE_ID} is the Cloudflare zone example.com, not example.org: nothing below the zone was created "
+        f"or changed. Set zoneId (in the zone block of example.org) to the id of example.org, shown on its Overview "
+        "page in the Cloudflare dashboard, or set zone to example.com if that is the zone you mean."
+    )
+    assert isinstance(failure, pulumi.RunError)  # the CLI prints a RunError's message alone, no traceback
+    assert (GET_ZONE, {"zoneId": ZONE_ID}) in pulumi_mocks.cloud.invokes
+    assert [r.type for r in pulumi_mocks.registrations] == [COMPONENT]
+
+
+def test_cloudflare_not_naming_the_zone_is_a_mismatch_too(pulumi_mocks: RecordingMonitor) -> None:
+    pulumi_mocks.cloud.unknown_zone_name = None
+
+    @pulumi.runtime.test
+    def run() -> Any:
+        return settled(build(zone_id=ZONE_ID, account_id=None), then=lambda: None)
+
+    gave_none = "is a Cloudflare zone whose name Cloudflare did not give, not example.com"
+    failure = failure_of(run)
+    assert isinstance(failure, ZoneMismatchError) and gave_none in str(failure)
+    assert [r.type for r in pulumi_mocks.registrations] == [COMPONENT]
+
+
+@pytest.mark.parametrize("answered", ["EXAMPLE.com", "example.com.", "tráck.example"])
+def test_the_zone_name_is_compared_as_a_host_name(pulumi_mocks: RecordingMonitor, answered: str) -> None:
+    zone = "xn--trck-6na.example" if answered.startswith("tr") else "example.com"
+    pulumi_mocks.cloud.zone_names[ZONE_ID] = answered
+
+    @pulumi.runtime.test
+    def run() -> Any:
+        component = build(zone=zone, zone_id=ZONE_ID, account_id=None, hosts=[TrackingHostArgs(f"track.{zone}")])
+
+        def check(zone_id: str) -> None:
+            assert zone_id == ZONE_ID
+            assert [r.inputs["zoneId"] for r in pulumi_mocks.of_type(RECORD)] == [ZONE_ID]
+            assert [r.inputs["zoneId"] for r in pulumi_mocks.of_type(PAGE_RULE)] == [ZONE_ID]
+
+        return settled(component, then=lambda: None).apply(lambda _: component.zone_id.apply(check))
+
+    run()
+
+
+# --- no replacement may collide (issue 17 item 3) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("ssl_rule", ["page-rule", "configuration-rule"])
+def test_what_cloudflare_allows_once_is_deleted_before_it_is_replaced(
+    pulumi_mocks: RecordingMonitor, ssl_rule: str
+) -> None:
+    @pulumi.runtime.test
+    def run() -> Any:
+        hosts = [
+            TrackingHostArgs("track.example.com", sending_domains=("mail.example.com",)),
+            TrackingHostArgs("a.b.example.com"),
+        ]
+        component = build(hosts=hosts, ssl_rule=ssl_rule, edge_certificate="advanced")
+
+        def check() -> None:
+            first = {r.type: r.delete_before_replace for r in pulumi_mocks.registrations}
+            # One CNAME per name (81053), one page rule per target, one ruleset per zone and phase (20217),
+            # and a certificate pack whose every input replaces it.
+            for kind in (RECORD, PAGE_RULE if ssl_rule == "page-rule" else RULESET, CERTIFICATE_PACK):
+                assert all(r.delete_before_replace for r in pulumi_mocks.of_type(kind)), kind
+            # The zone is replaced only for another account: the new zone must exist before the old goes.
+            assert first[ZONE] is False
+            assert first[TRACKING_DOMAIN] is False and first[SENDING_DOMAIN_TRACKING] is False
+
+        return settled(component, then=check)
+
+    run()
+
+
+# --- deep hosts and their edge certificate (issue 17 item 3) ------------------------------------------
+
+
+@pulumi.runtime.test
+def test_an_advanced_edge_certificate_covers_the_apex_and_the_deep_cdn_hosts(pulumi_mocks: RecordingMonitor) -> Any:
+    pulumi_mocks.cloud.certificate_pack_status = "pending_validation"
+    hosts = [
+        TrackingHostArgs("track.example.com", default=True),
+        TrackingHostArgs("z.mail.example.com"),
+        TrackingHostArgs("a.b.c.example.com"),
+        TrackingHostArgs("m.x.example.com", https_mode="managed"),  # not proxied: no edge certificate needed
+    ]
+    component = build(hosts=hosts, edge_certificate="advanced")
+
+    def check(edge: str) -> None:
+        m = pulumi_mocks
+        (pack,) = m.of_type(CERTIFICATE_PACK)
+        assert pack.name == "example.com-edge-certificate" and pack.parent == m.of_type(COMPONENT)[0].urn
+        assert {
+            k: pack.inputs[k] for k in ("type", "hosts", "validationMethod", "validityDays", "certificateAuthority")
+        } == {
+            "type": "advanced",
+            "hosts": ["example.com", "a.b.c.example.com", "z.mail.example.com"],
+            "validationMethod": "txt",
+            "validityDays": 90,
+            "certificateAuthority": "lets_encrypt",
+        }
+        assert pack.inputs["zoneId"] == m.of_type(RECORD)[0].inputs["zoneId"] != ""  # the created zone's id
+        assert m.of_type(ZONE)[0].urn in pack.dependencies
+        # A deep host is verified only once the certificate that names it exists; the others need none.
+        for host, needs in (
+            ("z.mail.example.com", True),
+            ("a.b.c.example.com", True),
+            ("track.example.com", False),
+            ("m.x.example.com", False),
+        ):
+            assert (pack.urn in m.named(f"{host}-tracking-domain").dependencies) is needs, host
+        assert edge == "advanced: pending_validation"
+
+    return settled(component, then=lambda: None).apply(lambda _: component.edge_certificate.apply(check))
+
+
+@pytest.mark.parametrize("choice", ["universal", "existing", "advanced"])
+def test_no_certificate_pack_unless_advanced_and_a_deep_cdn_host(pulumi_mocks: RecordingMonitor, choice: str) -> None:
+    @pulumi.runtime.test
+    def run() -> Any:
+        # Only a managed host is deep here: with advanced there is still nothing to order.
+        hosts = [TrackingHostArgs("track.example.com"), TrackingHostArgs("m.x.example.com", https_mode="managed")]
+        component = build(hosts=hosts, edge_certificate=choice)
+
+        def check(edge: str) -> None:
+            assert pulumi_mocks.of_type(CERTIFICATE_PACK) == []
+            assert edge == choice
+
+        return settled(component, then=lambda: None).apply(lambda _: component.edge_certificate.apply(check))
+
+    run()
+
+
+@pulumi.runtime.test
+def test_the_certificate_pack_of_an_existing_zone_is_ordered_in_that_zone(pulumi_mocks: RecordingMonitor) -> Any:
+    component = build(
+        zone_id=ZONE_ID, account_id=None, hosts=[TrackingHostArgs("a.b.example.com")], edge_certificate="advanced"
+    )
+
+    def check() -> None:
+        (pack,) = pulumi_mocks.of_type(CERTIFICATE_PACK)
+        assert pack.inputs["zoneId"] == ZONE_ID and pack.inputs["hosts"] == ["example.com", "a.b.example.com"]
+
+    return settled(component, then=check)
 
 
 def _assert(condition: bool) -> None:

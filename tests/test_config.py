@@ -515,6 +515,7 @@ ODD = [
         "region",
         "cnameTarget",
         "sslRule",
+        "edgeCertificate",
         "verifyTimeout",
         "trackingDomains",
         "trackingDomain",
@@ -657,3 +658,159 @@ def test_sending_domains_through_the_stack_config(pulumi_mocks: Any) -> None:
     )
     ((_, args),) = read_stack_config().zones
     assert [tuple(h.sending_domains) for h in args.hosts] == [("mail.example.com",)]
+
+
+# --- issue 16 item 7 and issue 17 item 3: mistakes that would reach Cloudflare ------------------------
+
+OTHER_ZONE_ID = "00112233445566778899aabbccddeeff"
+
+
+def two_zones(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """brand-a.com and brand-b.com, one host each, with the given extra keys per zone block."""
+    return config(
+        zone=None,
+        trackingDomains=None,
+        zones=[
+            {"zone": "brand-a.com", "trackingDomains": ["track.brand-a.com"], **a},
+            {"zone": "brand-b.com", "trackingDomains": ["track.brand-b.com"], **b},
+        ],
+    )
+
+
+REACHES_CLOUDFLARE = [
+    (
+        "one zoneId in two zone blocks",
+        two_zones({"zoneId": ZONE_ID}, {"zoneId": ZONE_ID.upper()}),
+        f"https-tracking:zones[1].zoneId: '{ZONE_ID}' is also the zoneId of brand-a.com (https-tracking:zones[0]."
+        "zoneId): a zone id names one Cloudflare zone, so the hosts of brand-b.com would land in the zone of "
+        "brand-a.com; give each zone block the id of its own zone",
+    ),
+    (
+        "a zone in invalid punycode",
+        config(zone="xn--zz.com", trackingDomains=["track.xn--zz.com"]),
+        "https-tracking:zone: 'xn--zz.com' has the label 'xn--zz', which is not the punycode of a valid "
+        "international name",
+    ),
+    (
+        "a tracking host in invalid punycode",
+        config(trackingDomains=["xn--zz.example.com"]),
+        "https-tracking:trackingDomains[0].domain: 'xn--zz.example.com' has the label 'xn--zz', which is not the "
+        "punycode",
+    ),
+    (
+        "a sending domain in invalid punycode",
+        config(trackingDomains=[{"domain": "track.example.com", "sendingDomains": ["mail.xn--zz.example.com"]}]),
+        "https-tracking:trackingDomains[0].sendingDomains[0]: 'mail.xn--zz.example.com' has the label 'xn--zz'",
+    ),
+    (
+        "a sending domain that is a tracking host of the zone",
+        config(
+            trackingDomains=[
+                {"domain": "track.example.com", "sendingDomains": ["mail.example.com"]},
+                "mail.example.com",
+            ]
+        ),
+        "https-tracking:trackingDomains[0].sendingDomains: sending domain 'mail.example.com' is also a tracking host "
+        "(https-tracking:trackingDomains[1]): the tracking host's CNAME cannot sit beside the MX and SPF records of a "
+        "mail domain, so mail or tracking would break. Track its mail on a host of its own below it, e.g. "
+        "track.mail.example.com, and list mail.example.com under that host's sendingDomains",
+    ),
+    (
+        "a sending domain that is a tracking host of another zone",
+        two_zones({}, {"trackingDomains": [{"domain": "track.brand-b.com", "sendingDomains": ["track.brand-a.com"]}]}),
+        "https-tracking:zones[1].trackingDomains[0].sendingDomains: sending domain 'track.brand-a.com' is also a "
+        "tracking host (https-tracking:zones[0].trackingDomains[0])",
+    ),
+    (
+        "a sending domain that is its own tracking host",
+        config(trackingDomains=[{"domain": "mail.example.com", "sendingDomains": ["mail.example.com"]}]),
+        "sending domain 'mail.example.com' is also a tracking host (https-tracking:trackingDomains[0])",
+    ),
+    (
+        "a CDN host two labels below the zone, with Universal SSL",
+        config(trackingDomains=["track.example.com", "click.mail.example.com"]),
+        "https-tracking:trackingDomains[1].domain: 'click.mail.example.com' is 2 labels below the zone example.com, "
+        "and Cloudflare's Universal SSL certificate covers only example.com and *.example.com: HTTPS to it would "
+        "fail and SparkPost would never verify it. Use a host one level below the zone (e.g. "
+        "click-mail.example.com), or httpsMode: managed for it, or an edge certificate: set "
+        "https-tracking:edgeCertificate to advanced (the stack orders a certificate pack for it; needs Cloudflare's "
+        "Advanced Certificate Manager) or to existing (the zone has one already, e.g. Total TLS)",
+    ),
+    (
+        "a deep host in a zone block with edgeCertificate: universal",
+        two_zones({"edgeCertificate": "universal", "trackingDomains": ["a.b.c.brand-a.com"]}, {}),
+        "https-tracking:zones[0].trackingDomains[0].domain: 'a.b.c.brand-a.com' is 3 labels below the zone "
+        "brand-a.com, and Cloudflare's Universal SSL certificate covers only brand-a.com and *.brand-a.com: HTTPS to "
+        "it would fail and SparkPost would never verify it. Use a host one level below the zone (e.g. "
+        "a-b-c.brand-a.com), or httpsMode: managed for it, or an edge certificate: set "
+        "https-tracking:zones[0].edgeCertificate to advanced",
+    ),
+    (
+        "an unknown edge certificate choice",
+        config(edgeCertificate="total-tls"),
+        "https-tracking:edgeCertificate: 'total-tls' is not an edge certificate choice: use one of universal, "
+        "advanced, existing",
+    ),
+    (
+        "more deep hosts than a certificate pack holds",
+        config(edgeCertificate="advanced", trackingDomains=[f"t{i}.mail.example.com" for i in range(50)]),
+        "https-tracking:edgeCertificate: 50 hosts of example.com are more than one level below it, and a "
+        "certificate pack holds at most 50 names, the apex example.com included",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "raw", "expected"), REACHES_CLOUDFLARE, ids=[case for case, _, _ in REACHES_CLOUDFLARE]
+)
+def test_what_would_reach_cloudflare_wrong_is_refused_now(case: str, raw: dict[str, Any], expected: str) -> None:
+    problems = problems_of(raw)
+    assert any(expected in p for p in problems), problems
+
+
+def test_distinct_zone_ids_and_a_zone_id_beside_a_created_zone_are_fine() -> None:
+    settings = parse_settings(two_zones({"zoneId": ZONE_ID}, {"zoneId": OTHER_ZONE_ID}), secret_keys=SECRET, env={})
+    assert [args.zone_id for _, args in settings.zones] == [ZONE_ID, OTHER_ZONE_ID]
+    settings = parse_settings(two_zones({"zoneId": ZONE_ID}, {}), secret_keys=SECRET, env={})
+    assert [args.zone_id for _, args in settings.zones] == [ZONE_ID, None]
+
+
+def test_an_unknown_edge_certificate_choice_is_reported_once_not_for_every_deep_host() -> None:
+    problems = problems_of(config(edgeCertificate="total-tls", trackingDomains=["a.b.example.com", "c.d.example.com"]))
+    assert [p.split(": ", 1)[0] for p in problems] == ["https-tracking:edgeCertificate"]
+
+
+def test_deep_hosts_are_fine_when_managed_or_covered_by_an_edge_certificate() -> None:
+    hosts = ["track.example.com", "click.mail.example.com", {"domain": "m.x.example.com", "httpsMode": "managed"}]
+    # A managed host is not proxied: SparkPost's own certificate serves it, at any depth.
+    managed_only = parse_settings(config(trackingDomains=[hosts[0], hosts[2]]), secret_keys=SECRET, env={}).zones[0][1]
+    assert (managed_only.edge_certificate, managed_only.deep_cdn_hosts()) == ("universal", [])
+    for choice in ("advanced", "existing"):
+        settings = parse_settings(config(edgeCertificate=choice, trackingDomains=hosts), secret_keys=SECRET, env={})
+        ((_, args),) = settings.zones
+        assert (args.edge_certificate, args.deep_cdn_hosts()) == (choice, ["click.mail.example.com"])
+        assert settings.warnings == ()
+
+
+def test_an_advanced_certificate_with_no_deep_host_is_warned_as_ordering_nothing() -> None:
+    settings = parse_settings(
+        two_zones(
+            {"edgeCertificate": "advanced"}, {"trackingDomains": ["a.b.brand-b.com"], "edgeCertificate": "existing"}
+        ),
+        secret_keys=SECRET,
+        env={},
+    )
+    assert [(zone, args.edge_certificate) for zone, args in settings.zones] == [
+        ("brand-a.com", "advanced"),
+        ("brand-b.com", "existing"),
+    ]
+    assert settings.warnings == (
+        "https-tracking:zones[0].edgeCertificate: advanced orders nothing for brand-a.com: none of its CDN hosts is "
+        "more than one level below it (Universal SSL covers them); remove the setting",
+    )
+    # A top-level value is the default of every block: the blocks without deep hosts say nothing.
+    raw = two_zones({}, {"trackingDomains": ["a.b.brand-b.com"]})
+    raw["https-tracking:edgeCertificate"] = "advanced"
+    settings = parse_settings(raw, secret_keys=SECRET, env={})
+    assert [args.edge_certificate for _, args in settings.zones] == ["advanced", "advanced"]
+    assert settings.warnings == ()

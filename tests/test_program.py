@@ -129,6 +129,7 @@ def test_program_exports_name_servers_first_and_next_steps(pulumi_mocks: Recordi
         assert name_servers == {"example.com": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"]}
         assert next_steps["example.com"].startswith("Zone example.com is pending: at your registrar")
         assert zones["example.com"]["status"] == "pending" and len(zones["example.com"]["zoneId"]) == 32
+        assert zones["example.com"]["edgeCertificate"] == "universal"
         assert tracking["track.example.com"]["trackingUrl"] == "https://track.example.com"
         assert [r.type for r in pulumi_mocks.registrations] == [COMPONENT, ZONE, RECORD, PAGE_RULE, TRACKING_DOMAIN]
         assert list(program["trackings"]) == ["example.com"]
@@ -244,3 +245,26 @@ def test_the_readme_multi_brand_example_associates_each_brand_with_its_host(pulu
         }
 
     return pulumi.Output.all(outputs["trackingDomains"], outputs["nextSteps"]).apply(check)
+
+
+@pulumi.runtime.test
+def test_program_orders_an_edge_certificate_for_a_deep_host_and_exports_its_status(
+    pulumi_mocks: RecordingMonitor,
+) -> Any:
+    from pulumi_mocks import CERTIFICATE_PACK
+
+    set_config(
+        {
+            "https-tracking:edgeCertificate": "advanced",
+            "https-tracking:trackingDomains": [{"domain": "click.mail.example.com", "default": True}],
+        }
+    )
+    run_program()
+    outputs = exports()
+
+    def check(zones: dict[str, Any]) -> None:
+        (pack,) = pulumi_mocks.of_type(CERTIFICATE_PACK)
+        assert pack.inputs["hosts"] == ["example.com", "click.mail.example.com"]
+        assert zones["example.com"]["edgeCertificate"] == "advanced: active"
+
+    return pulumi.Output.from_input(outputs["zones"]).apply(check)
