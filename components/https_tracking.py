@@ -25,7 +25,8 @@ from components.sparkpost.tracking_domain import TrackingDomain, TrackingDomainA
 SSL_MODE = "full"
 
 # Cloudflare allows one ruleset per zone and phase (20217), one CNAME per name (81053) and one page rule
-# per target, and Pulumi replaces by creating the new object first: these are deleted first instead.
+# per target, and Pulumi replaces by creating the new object first: records, page rules and the ruleset
+# are deleted first instead (`delete_before_replace`; a certificate pack need not be: packs may overlap).
 # Not the zone: it is replaced only when its account changes (a new name is a new resource, not a
 # replacement), and then the new zone is another zone with other name servers, holding every record of
 # the domain, not only ours: it must exist before the old one goes, or the whole domain stops resolving.
@@ -303,9 +304,11 @@ class HttpsTracking(pulumi.ComponentResource):
             validation_method="txt",  # Cloudflare adds the TXT records itself in a zone it serves
             validity_days=90,
             certificate_authority="lets_encrypt",
-            # Every input of a pack replaces it (a certificate is issued for fixed names); deleted first,
-            # the deep hosts have no certificate until the new one is issued.
-            opts=pulumi.ResourceOptions.merge(child, DELETE_FIRST),
+            # Every input of a pack replaces it (a certificate is issued for fixed names), and packs may
+            # overlap (the SDK's own advice for a rotation is two packs live at once): no collision, so
+            # Pulumi's default order, new pack first, old one deleted at the end; deleted first, a failed
+            # order would leave the deep hosts with no certificate at all.
+            opts=child,
         )
 
     def _warn_while_pending(self) -> None:
