@@ -75,6 +75,7 @@ class ProjectCopy:
             "PULUMI_SKIP_CONFIRMATIONS": "1",
         }
         self.transcript: list[str] = []
+        self.previews: list[str] = []  # what each `pulumi preview` printed
 
     @property
     def stack_file(self) -> Path:
@@ -126,8 +127,17 @@ class ProjectCopy:
             # On stdin, as a user pasting it would: a secret on the command line shows in `ps`.
             self.run("config", "set", "--secret", key, stdin=value)
 
-    def up(self, *extra: str) -> subprocess.CompletedProcess[str]:
-        return self.run("up", "--yes", "--skip-preview", *extra)
+    def preview(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`pulumi preview`, as the pull-request workflow and the README's Quick start run it."""
+        done = self.run("preview", *extra, check=check)
+        self.previews.append(done.stdout)
+        return done
+
+    def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """What the README tells users to type: `pulumi preview`, then `pulumi up --yes` (which previews
+        again before it updates). `extra` goes to both (e.g. `--expect-no-changes`)."""
+        self.preview(*extra)
+        return self.run("up", "--yes", *extra, check=check)
 
     def outputs(self) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout)

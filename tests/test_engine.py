@@ -74,6 +74,28 @@ class Stack:
     def zone(self) -> dict[str, Any]:
         return self.cloudflare.zone_named("example.com")
 
+    def configure_zones(self, zones: list[dict[str, Any]], **settings: str) -> None:
+        """A stack of several zones (`zones`), set with `pulumi config set --path` as the README shows."""
+        config = {
+            "cloudflareAccountId": ACCOUNT,
+            "sparkpost:apiUrl": self.sparkpost.url,
+            "cloudflare:baseUrl": self.cloudflare.url,
+            **settings,
+        }
+        paths: dict[str, str] = {}
+        for i, zone in enumerate(zones):
+            for key, value in zone.items():
+                if key != "trackingDomains":
+                    paths[f"zones[{i}].{key}"] = str(value)
+            for j, host in enumerate(zone["trackingDomains"]):
+                for key, value in host.items():
+                    where = f"zones[{i}].trackingDomains[{j}]"
+                    if isinstance(value, list):
+                        paths.update({f"{where}.{key}[{k}]": item for k, item in enumerate(value)})
+                    else:
+                        paths[f"{where}.{key}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        self.project.init(config, {"sparkpost:apiKey": API_KEY, "cloudflare:apiToken": CLOUDFLARE_TOKEN}, paths)
+
     def registrar_step(self, *hosts: str) -> None:
         """The zone is delegated (Cloudflare activates it) and the chain serves, so SparkPost can verify."""
         self.cloudflare.activate_zone("example.com")
@@ -274,7 +296,7 @@ def test_an_interrupted_up_recovers_as_the_readme_says(stack: Stack) -> None:
     # One page rule is slow to answer, so the other hosts reach SparkPost while it is still in flight.
     cloudflare.fail_next("POST", r"/zones/\w+/pagerules", Fault(kind="slow", delay=2.0))
     sparkpost.latency = 0.3
-    running = project.start("up", "--yes", "--skip-preview")
+    running = project.start("up", "--yes")
     wait_for(lambda: sparkpost.in_flight > 0 and cloudflare.in_flight > 0, 120, "creates in flight at both APIs")
     kill_session(running)
     sparkpost.latency = 0.0
@@ -390,3 +412,161 @@ def test_sending_domains_follow_their_tracking_hosts(stack: Stack) -> None:
     assert writes.index(("PUT", mail)) < writes.index(("DELETE", TRACK))
     assert writes.index(("PUT", news)) < writes.index(("DELETE", CLICK))
     assert set(sparkpost.state.domains) == {old} and project.resources() == []
+
+
+# --- issue 16: previews at every step, and no sending domain ever names a missing tracking domain ------
+# The `sparkpost` fixture fails any of these tests in which, at any moment, a sending domain pointed at a
+# tracking domain that did not exist (the emulator records each such moment: tests/conftest.py).
+
+MAIL, NEWS, SHOP = "mail.example.com", "news.example.com", "shop.example.org"
+OLD = "old.example.com"
+ORG_TRACK, ORG_MANAGED = "track.example.org", "go.example.org"
+
+
+def associations(stack: Stack) -> dict[str, str]:
+    return {d: o.get("tracking_domain", "") for d, o in stack.sparkpost.state.sending_domains.items()}
+
+
+def test_every_feature_previews_and_ups_at_every_step_of_a_stacks_life(stack: Stack) -> None:
+    project, sparkpost, cloudflare = stack.project, stack.sparkpost, stack.cloudflare
+    # example.org exists already (zoneId); example.com is made here, with a configuration rule, hosts with
+    # sending domains and a managed host. mail.example.com used old.example.com before this stack.
+    org_id = cloudflare.add_zone("example.org", account_id=ACCOUNT)
+    sparkpost.add_domain(OLD, secure=False, verified=True)
+    sparkpost.add_sending_domain(MAIL, tracking_domain=OLD)
+    sparkpost.add_sending_domain(NEWS)
+    sparkpost.add_sending_domain(SHOP)
+    found = json.loads(json.dumps(sparkpost.state.sending_domains))
+    stack.configure_zones(
+        [
+            {
+                "zone": "example.com",
+                "trackingDomains": [
+                    {"domain": TRACK, "default": True, "sendingDomains": [MAIL]},
+                    {"domain": CLICK, "sendingDomains": [NEWS]},
+                ],
+            },
+            {
+                "zone": "example.org",
+                "zoneId": org_id,
+                "sslRule": "page-rule",
+                "trackingDomains": [
+                    {"domain": ORG_TRACK, "sendingDomains": [SHOP]},
+                    {"domain": ORG_MANAGED, "httpsMode": "managed"},
+                ],
+            },
+        ],
+        sslRule="configuration-rule",
+    )
+
+    # Fresh: the preview shows the whole chain as creates, and touches neither API's write side.
+    preview = project.preview().stdout
+    assert "pulumi-python:dynamic/sparkpost:SendingDomainTracking" in creates(preview)
+    assert sparkpost.log == [] and not [r for r in cloudflare.log if r.method != "GET"]
+
+    # The first up: example.com is pending, example.org's hosts verify; associations wait or are made.
+    sparkpost.state.verifiable.update({ORG_TRACK, ORG_MANAGED})
+    sparkpost.state.certificate_issued.add(ORG_MANAGED)
+    project.up()
+    assert associations(stack) == {MAIL: OLD, NEWS: "", SHOP: ORG_TRACK}
+    project.preview()  # pending: still a working preview
+
+    # The registrar step; preview, then up: verified, default, associated.
+    stack.registrar_step(TRACK, CLICK)
+    project.up()
+    assert associations(stack) == {MAIL: TRACK, NEWS: CLICK, SHOP: ORG_TRACK}
+    assert sparkpost.state.domains[TRACK]["default"] is True
+
+    # Converged: preview and up change nothing and make no SparkPost call.
+    sparkpost.reset_log()
+    project.up("--expect-no-changes")
+    assert sparkpost.log == []
+
+    # A change that updates: the default moves to click.example.com.
+    project.run("config", "set", "--path", "zones[0].trackingDomains[0].default", "false")
+    project.run("config", "set", "--path", "zones[0].trackingDomains[1].default", "true")
+    project.up()
+    assert (sparkpost.state.domains[CLICK]["default"], sparkpost.state.domains[TRACK]["default"]) == (True, False)
+
+    # A sending domain moved to another host of the zone: its association is replaced, delete first, so it
+    # keeps its pre-stack value to give back at destroy.
+    project.run("config", "set", "--path", "zones[0].trackingDomains[1].sendingDomains[1]", MAIL)
+    project.run("config", "rm", "--path", "zones[0].trackingDomains[0].sendingDomains")
+    project.up()
+    assert associations(stack)[MAIL] == CLICK
+
+    # A change that replaces the tracking domains: the same API spelled with another host. SparkPost refuses
+    # to delete a tracking domain in use here (the other plausible answer); each association is given back
+    # before its tracking domain goes, and made again once the new one is ready.
+    sparkpost.state.refuse_deleting_associated = True
+    project.run("config", "set", "sparkpost:apiUrl", sparkpost.url.replace("127.0.0.1", "localhost"))
+    preview = project.preview().stdout
+    assert re.search(r"\+-\s+pulumi-python:dynamic/sparkpost:TrackingDomain\s", preview), preview
+    project.up()
+    assert associations(stack) == {MAIL: CLICK, NEWS: CLICK, SHOP: ORG_TRACK}
+    sparkpost.state.refuse_deleting_associated = False
+
+    # Drift: someone re-points a sending domain in the SparkPost app; the drift job's preview --refresh sees
+    # it, and an up that refreshes first repairs it.
+    del sparkpost.state.sending_domains[SHOP]["tracking_domain"]
+    drift = project.preview("--refresh", "--expect-no-changes", check=False)
+    assert drift.returncode != 0
+    project.up("--refresh")
+    assert associations(stack)[SHOP] == ORG_TRACK
+
+    # A host removed from the config: its association is given back before its tracking domain goes.
+    project.run("config", "rm", "--path", "zones[1].trackingDomains[0]")
+    project.up()
+    assert associations(stack)[SHOP] == "" and ORG_TRACK not in sparkpost.state.domains
+
+    # destroy: every sending domain has exactly its pre-stack value again.
+    project.run("destroy", "--yes")
+    assert sparkpost.state.sending_domains == found
+    assert set(sparkpost.state.domains) == {OLD} and project.resources() == []
+    assert len(project.previews) >= 9 and all("error" not in p.lower() for p in project.previews)
+
+
+def test_an_association_put_that_took_effect_but_failed_is_recorded(stack: Stack) -> None:
+    # Item 3: SparkPost applies the association's PUT and answers 500 to every attempt.
+    project, sparkpost = stack.project, stack.sparkpost
+    sparkpost.add_domain(OLD, secure=False, verified=True)
+    sparkpost.add_sending_domain(MAIL, tracking_domain=OLD)
+    found = json.loads(json.dumps(sparkpost.state.sending_domains))
+    stack.configure([{"domain": TRACK, "default": True, "sendingDomains[0]": MAIL}])
+    project.up()  # pending: the association waits
+    stack.registrar_step(TRACK)
+    sparkpost.fail_next("PUT", f"/sending-domains/{MAIL}", Fault(kind="apply-then-fail"), times=5)
+    project.up()  # read back: SparkPost has it, so that is what state records
+    (association,) = resources_of(stack, "pulumi-python:dynamic/sparkpost:SendingDomainTracking")
+    outputs = association["outputs"]
+    assert (outputs["previous_tracking_domain"], outputs["current_tracking_domain"]) == (OLD, TRACK)
+    project.up("--expect-no-changes")
+    project.run("destroy", "--yes")
+    assert sparkpost.state.sending_domains == found
+
+
+def test_an_up_killed_during_the_association_put_recovers_without_a_dangling_link(stack: Stack) -> None:
+    # Item 4: the CLI dies while the PUT is in flight; SparkPost has carried it out.
+    project, sparkpost = stack.project, stack.sparkpost
+    sparkpost.add_domain(OLD, secure=False, verified=True)
+    sparkpost.add_sending_domain(MAIL, tracking_domain=OLD)
+    stack.configure([{"domain": TRACK, "default": True, "sendingDomains[0]": MAIL}])
+    sparkpost.state.verifiable.add(TRACK)  # the chain serves at once: the first up makes the association
+    sparkpost.fail_next("PUT", f"/sending-domains/{MAIL}", Fault(kind="trickle", delay=5.0))
+    running = project.start("up", "--yes")
+    wait_for(
+        lambda: associations(stack)[MAIL] == TRACK and sparkpost.in_flight > 0, 120, "the association PUT in flight"
+    )
+    kill_session(running)
+    wait_for(lambda: sparkpost.in_flight == 0, 60, "the lost answer")
+
+    # README, "After an interrupted pulumi up": cancel, refresh --clear-pending-creates, then up.
+    project.run("cancel", "--yes")
+    project.run("refresh", "--yes", "--clear-pending-creates")
+    project.up()
+    (association,) = resources_of(stack, "pulumi-python:dynamic/sparkpost:SendingDomainTracking")
+    # Found on this stack's own host: not its pre-stack value (which cannot be known here).
+    assert association["outputs"]["previous_tracking_domain"] == ""
+    project.run("destroy", "--yes")
+    assert associations(stack)[MAIL] == ""  # never left on the tracking domain destroy deleted
+    assert TRACK not in sparkpost.state.domains
