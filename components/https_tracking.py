@@ -79,7 +79,7 @@ class HttpsTracking(pulumi.ComponentResource):
             # An existing zone: read, never managed, so destroy leaves it alone.
             existing = cloudflare.get_zone_output(zone_id=args.zone_id, opts=pulumi.InvokeOutputOptions(parent=self))
             configured_id = args.zone_id
-            # Never created inside this apply: it only passes the id on, or stops the program.
+            # No resource is made inside this apply: it passes the id on, or stops the program.
             self.zone_id = existing.name.apply(lambda found: zone_id_of(args.zone, configured_id, found))
             self.name_servers = existing.name_servers
             self.zone_status = existing.status
