@@ -16,6 +16,7 @@ Whatever a value is (a number where a URL is expected, infinity, Unicode digits)
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
@@ -240,6 +241,9 @@ def parse_settings(
 
     if problems.errors:
         raise ConfigError(problems.errors)
+    # Each zone's associations must know the stack's other hosts too (a sending domain moved between zones).
+    every_host = tuple(sorted(seen_hosts))
+    zones = [(zone, dataclasses.replace(args, stack_hosts=every_host)) for zone, args in zones]
     return StackSettings(zones=tuple(zones), warnings=tuple(problems.warnings))
 
 

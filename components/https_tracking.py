@@ -188,6 +188,7 @@ class HttpsTracking(pulumi.ComponentResource):
         ready = pulumi.Output.all(td.verified, td.secure, td.tls_status).apply(
             lambda v: bool(v[0]) and bool(v[1]) and (not host.managed or v[2] == "valid")
         )
+        stack_hosts = sorted(args.stack_hosts or [h.domain for h in args.hosts])
         for sending in host.sending_domains:
             self.sending_domain_trackings[sending] = SendingDomainTracking(
                 f"{sending}-tracking",
@@ -197,6 +198,7 @@ class HttpsTracking(pulumi.ComponentResource):
                     ready=ready,
                     subaccount=host.subaccount,
                     api_url=args.sparkpost_api_url,
+                    stack_tracking_domains=stack_hosts,
                 ),
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[td])),
             )

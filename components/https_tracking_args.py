@@ -79,6 +79,9 @@ class HttpsTrackingArgs:
     """SparkPost API base URL for the tracking domains (the region's, or an Enterprise tenant's)."""
     verify_timeout: float = 0
     """Seconds the provider keeps retrying SparkPost verification during an update; 0 tries once."""
+    stack_hosts: Sequence[str] = ()
+    """Every tracking host of the stack, in all its zones (this zone's `hosts` when empty): a sending domain
+    found pointing at one of them was pointed there by this stack, so it is not the value to give back."""
 
     def deep_cdn_hosts(self) -> list[str]:
         """The proxied hosts that Universal SSL does not cover (two or more labels below the zone), sorted.

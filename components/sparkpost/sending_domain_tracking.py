@@ -4,6 +4,7 @@ it exists before the stack and after it, and only that one field is set and give
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ class SendingDomainTrackingArgs:
     """The subaccount of the tracking domain, which the sending domain must belong to as well."""
     api_url: pulumi.Input[str] | None = None
     """API base URL; defaults to `sparkpost:apiUrl`, `SPARKPOST_API_URL`, or the region's URL."""
+    stack_tracking_domains: pulumi.Input[Sequence[str]] | None = None
+    """Every tracking host of the stack: found on one of them at create, a sending domain was pointed there by
+    this stack (an interrupted up, a move between zones), so that is not the value to give back."""
 
 
 class SendingDomainTracking(Resource, module="sparkpost", name="SendingDomainTracking"):
@@ -52,6 +56,7 @@ class SendingDomainTracking(Resource, module="sparkpost", name="SendingDomainTra
             "ready": args.ready,
             "subaccount": args.subaccount,
             "api_url": args.api_url,
+            "stack_tracking_domains": args.stack_tracking_domains,
         }
         props.update({key: None for key in OUTPUT_KEYS})
         super().__init__(SendingDomainTrackingProvider(), name, props, opts)
