@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret
 from pulumi_cli import ProjectCopy, ToolchainMissingError, kill_session, toolchain_directory, wait_for
 
@@ -514,10 +515,18 @@ def test_every_feature_previews_and_ups_at_every_step_of_a_stacks_life(stack: St
     project.up("--refresh")
     assert associations(stack)[SHOP] == ORG_TRACK
 
-    # A host removed from the config: its association is given back before its tracking domain goes.
+    # A sending domain moved to a host of the other zone: a new association (another parent) is made before
+    # the old one goes; the old one finds it pointing elsewhere and leaves it.
+    project.run("config", "set", "--path", "zones[1].trackingDomains[0].sendingDomains[1]", NEWS)
+    project.run("config", "rm", "--path", "zones[0].trackingDomains[1].sendingDomains[0]")
+    project.up()
+    assert associations(stack) == {MAIL: CLICK, NEWS: ORG_TRACK, SHOP: ORG_TRACK}
+
+    # A host removed from the config: its associations are given back before its tracking domain goes.
     project.run("config", "rm", "--path", "zones[1].trackingDomains[0]")
     project.up()
-    assert associations(stack)[SHOP] == "" and ORG_TRACK not in sparkpost.state.domains
+    assert (associations(stack)[SHOP], associations(stack)[NEWS]) == ("", "")
+    assert ORG_TRACK not in sparkpost.state.domains
 
     # destroy: every sending domain has exactly its pre-stack value again.
     project.run("destroy", "--yes")
@@ -570,3 +579,129 @@ def test_an_up_killed_during_the_association_put_recovers_without_a_dangling_lin
     project.run("destroy", "--yes")
     assert associations(stack)[MAIL] == ""  # never left on the tracking domain destroy deleted
     assert TRACK not in sparkpost.state.domains
+
+
+# --- issue 17: right for the real Cloudflare provider ---------------------------------------------------
+
+
+def entry_point(cloudflare: CloudflareEmulator, zone_id: str) -> list[dict[str, Any]]:
+    """The zone's own `http_config_settings` ruleset(s): a zone's list also holds managed rulesets."""
+    return [r for r in cloudflare.rulesets(zone_id) if (r["kind"], r["phase"]) == ("zone", "http_config_settings")]
+
+
+def dashboard(cloudflare: CloudflareEmulator, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """What an operator does in the dashboard: the same API, with a token of their own."""
+    answer = requests.request(
+        method,
+        f"{cloudflare.url}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {CLOUDFLARE_TOKEN}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()["result"]
+    return result
+
+
+def test_replacing_a_ruleset_and_a_record_never_collides(stack: Stack) -> None:
+    # Cloudflare allows one ruleset per zone and phase (20217) and no CNAME beside another record of the
+    # same name (81053); Pulumi replaces by creating first unless told to delete first.
+    project, cloudflare = stack.project, stack.cloudflare
+    zone_id = cloudflare.add_zone("example.com", account_id=ACCOUNT)
+    stack.sparkpost.state.verifiable.add(TRACK)
+    made = dashboard(
+        cloudflare,
+        "POST",
+        f"/zones/{zone_id}/rulesets",
+        {
+            "name": "default",  # the dashboard's name, not the program's: name replaces
+            "kind": "zone",
+            "phase": "http_config_settings",
+            "rules": [
+                {
+                    "expression": f'(http.host eq "{TRACK}")',
+                    "action": "set_config",
+                    "action_parameters": {"ssl": "full"},
+                }
+            ],
+        },
+    )
+    old_record = dashboard(
+        cloudflare,
+        "POST",
+        f"/zones/{zone_id}/dns_records",
+        {"name": TRACK, "type": "A", "content": "192.0.2.10", "ttl": 1, "proxied": True},
+    )
+    stack.configure([{"domain": TRACK, "default": True}], zoneId=zone_id, sslRule="configuration-rule")
+    project.run("config", "rm", "cloudflareAccountId")
+
+    # The operator imports both (README): then the program's record (CNAME, not A) and ruleset (its name)
+    # replace them, deleting first.
+    import_file = project.dir / "import.json"
+    project.run("preview", "--import-file", str(import_file))
+    wanted = json.loads(import_file.read_text())
+    ids = {
+        "cloudflare:index/dnsRecord:DnsRecord": f"{zone_id}/{old_record['id']}",
+        "cloudflare:index/ruleset:Ruleset": f"zones/{zone_id}/{made['id']}",
+    }
+    # The components stay in the file (the import creates them as the parents); the rest are made by up.
+    wanted["resources"] = [
+        dict(r, id=ids[r["type"]]) if r["type"] in ids else r
+        for r in wanted["resources"]
+        if r["type"] in ids or r.get("component")
+    ]
+    import_file.write_text(json.dumps(wanted))
+    project.run("import", "--file", str(import_file), "--yes", "--protect=false", "--generate-code=false")
+    preview = project.preview("--diff").stdout
+    assert re.search(r"\+-\s*cloudflare:index/ruleset:Ruleset", preview), preview
+    assert re.search(r"\+-\s*cloudflare:index/dnsRecord:DnsRecord", preview), preview
+    project.up()
+    (ruleset,) = entry_point(cloudflare, zone_id)
+    assert ruleset["name"] == "SparkPost HTTPS tracking" and ruleset["id"] != made["id"]
+    (record,) = [r for r in cloudflare.records(zone_id) if r["name"] == TRACK]
+    assert (record["type"], record["content"]) == ("CNAME", "spgo.io")
+    project.up("--expect-no-changes")
+    project.run("destroy", "--yes")
+    assert entry_point(cloudflare, zone_id) == [] and cloudflare.records(zone_id) == []
+
+
+def test_destroy_after_an_out_of_band_deletion_needs_a_refresh(stack: Stack) -> None:
+    # The real provider's delete of an object already gone fails (no 404 shortcut); the README's recovery.
+    project, cloudflare = stack.project, stack.cloudflare
+    stack.configure([{"domain": TRACK, "default": True}])
+    project.up()
+    zone = stack.zone()
+    (record,) = cloudflare.records(zone["id"])
+    requests.delete(
+        f"{cloudflare.url}/zones/{zone['id']}/dns_records/{record['id']}",
+        headers={"Authorization": f"Bearer {CLOUDFLARE_TOKEN}"},
+        timeout=10,
+    ).raise_for_status()
+    failed = project.run("destroy", "--yes", check=False)
+    assert failed.returncode != 0
+    project.run("destroy", "--yes", "--refresh")
+    assert project.resources() == [] and cloudflare.zones() == []
+
+
+def test_a_host_two_labels_below_its_zone_gets_an_edge_certificate(stack: Stack) -> None:
+    project, cloudflare, sparkpost = stack.project, stack.cloudflare, stack.sparkpost
+    deep = "click.mail.example.com"
+    zone_id = cloudflare.add_zone("example.com", account_id=ACCOUNT, advanced_certificate_manager=True)
+    stack.configure([{"domain": deep, "default": True}], zoneId=zone_id)
+    project.run("config", "rm", "cloudflareAccountId")
+
+    # Universal SSL does not cover it: the program says so before anything is created.
+    refused = project.preview(check=False)
+    assert refused.returncode != 0 and deep in refused.stdout + refused.stderr
+    assert "edgeCertificate" in refused.stdout + refused.stderr
+    assert sparkpost.log == [] and cloudflare.records(zone_id) == []
+
+    # The way out as code: the stack orders an advanced certificate pack for the apex and the deep host.
+    project.run("config", "set", "edgeCertificate", "advanced")
+    sparkpost.state.verifiable.add(deep)
+    project.up()
+    (pack,) = cloudflare.certificate_packs(zone_id)
+    assert (pack["type"], sorted(pack["hosts"])) == ("advanced", sorted(["example.com", deep]))
+    project.up("--expect-no-changes")
+    project.run("destroy", "--yes")
+    assert cloudflare.certificate_packs(zone_id) == [] and sparkpost.state.domains == {}
