@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +93,6 @@ class Api:
 
     def zone(self, name: str = ZONE) -> str:
         return str(self.ok("POST", "/zones", {"account": {"id": DEFAULT_ACCOUNT}, "name": name, "type": "full"})["id"])
-
-
-@pytest.fixture
-def cf() -> Iterator[CloudflareEmulator]:
-    with CloudflareEmulator(CLOUDFLARE_TOKEN) as emulator:
-        yield emulator
-        assert emulator.internal_errors == []
 
 
 @pytest.fixture

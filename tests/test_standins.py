@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -272,13 +271,6 @@ class Provider:
     def invoke(self, args: dict[str, Any]) -> Any:
         request = provider_pb2.InvokeRequest(tok="cloudflare:index/getZone:getZone", args=_struct(args))
         return self.service.Invoke(request, Context())
-
-
-@pytest.fixture
-def cf() -> Iterator[CloudflareEmulator]:
-    with CloudflareEmulator(CLOUDFLARE_TOKEN) as emulator:
-        yield emulator
-        assert emulator.internal_errors == []
 
 
 @pytest.fixture

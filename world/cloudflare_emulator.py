@@ -60,7 +60,6 @@ import ipaddress
 import json
 import re
 import secrets
-import socket
 import sys
 import time
 import traceback
@@ -1180,17 +1179,10 @@ def _handler_for(emulator: CloudflareEmulator) -> type[BaseHTTPRequestHandler]:
             return self.rfile.read(length) if length else b""
 
         def _answer(self, req: LoggedRequest, malformed: bool) -> None:
-            if emulator.latency:
-                _sleep(emulator.latency)
-            fault = emulator.take_fault(self.command, req.path)
-            if fault and fault.kind == "slow":
-                _sleep(fault.delay)
-            elif fault and fault.kind == "drop":
-                req.status = -1
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
+            fault, dropped = self.arrive(emulator, req, req.path)
+            if dropped:
                 return
-            elif fault and fault.kind == "status":
+            if fault and fault.kind == "status":
                 req.status = fault.status
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
                 error = {"code": fault.status, "message": f"emulated fault {fault.status}"}

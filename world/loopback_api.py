@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import re
 import signal
+import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +45,10 @@ class Fault:
     content_type: str = "application/json"
 
 
+# Bound at import, so a test that stubs time.sleep for a client does not speed up the server.
+_sleep = time.sleep
+
+
 @dataclass
 class ArmedFault:
     method: str
@@ -57,6 +63,7 @@ class Logged(Protocol):
 
     method: str
     path: str
+    status: int
 
 
 L = TypeVar("L", bound=Logged)
@@ -81,6 +88,27 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def drop_connection(self, req: Logged) -> None:
+        """Close the connection without an answer (logged with status -1)."""
+        req.status = -1
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def arrive(self, api: LoopbackApi[Any], req: Logged, path: str) -> tuple[Fault | None, bool]:
+        """What every request meets first, the same in both emulators: the API's latency, then the fault
+        armed for it. `slow` waits and then lets it through; `drop` closes the connection. Returns the fault
+        left for the emulator's own kinds to carry out (None if none), and whether the request was dropped."""
+        if api.latency:
+            _sleep(api.latency)
+        fault = api.take_fault(self.command, path)
+        if fault and fault.kind == "slow":
+            _sleep(fault.delay)
+            return None, False
+        if fault and fault.kind == "drop":
+            self.drop_connection(req)
+            return None, True
+        return fault, False
 
 
 class LoopbackApi(Generic[L]):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -428,17 +427,10 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
                 self._answer(req, parts.path)
 
         def _answer(self, req: LoggedRequest, path: str) -> None:
-            if emulator.latency:
-                _sleep(emulator.latency)
-            fault = emulator.take_fault(self.command, path[len(API_PREFIX) :])
-            if fault and fault.kind == "slow":
-                _sleep(fault.delay)
-            elif fault and fault.kind == "drop":
-                req.status = -1
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
+            fault, dropped = self.arrive(emulator, req, path[len(API_PREFIX) :])
+            if dropped:
                 return
-            elif fault and fault.kind == "malformed":
+            if fault and fault.kind == "malformed":
                 req.status = 200
                 self._send(200, b'{"results": {"domain": ', "application/json")
                 return
@@ -454,9 +446,7 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
             if fault and fault.kind == "apply-then-fail":
                 status, payload = 500, {"errors": [{"message": "emulated fault 500 after the change was made"}]}
             if fault and fault.kind == "apply-then-drop":
-                req.status = -1
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
+                self.drop_connection(req)
                 return
             req.status = status
             data = b"" if payload is None else json.dumps(payload).encode()
