@@ -62,6 +62,22 @@ def sparkpost() -> Iterator[SparkPostEmulator]:
         assert api.state.violations == [], "a sending domain pointed at a tracking domain that did not exist"
 
 
+def cloudflare_call(cloudflare: CloudflareEmulator, method: str, path: str, body: Any = None) -> Any:
+    """One request to the Cloudflare emulator's HTTP API, as the provider or an operator in the dashboard
+    makes it; the `result` of its answer, which must be a 200."""
+    import requests
+
+    answer = requests.request(
+        method,
+        f"{cloudflare.url}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {CLOUDFLARE_TOKEN}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["result"]
+
+
 @pytest.fixture
 def cf() -> Iterator[CloudflareEmulator]:
     """The Cloudflare API emulator; a bug of the emulator's own (it answers 400 and keeps it) fails the test."""

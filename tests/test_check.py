@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import trustme
-from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret
+from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret, cloudflare_call
 
 from components.check import cli, tls_probe
 from components.check.cli import (
@@ -696,19 +695,6 @@ PAGE_RULE_PROBE_HOSTS = ("track.example.com", "click.example.com", "e525.example
 AUTH_ERROR = Fault(status=403)
 
 
-def cf_call(cloudflare: CloudflareEmulator, method: str, path: str, body: Any = None) -> Any:
-    """One request to the emulator's HTTP API, as the provider or the dashboard makes it."""
-    answer = requests.request(
-        method,
-        f"{cloudflare.url}{path}",
-        json=body,
-        headers={"Authorization": f"Bearer {CLOUDFLARE_TOKEN}"},
-        timeout=5,
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["result"]
-
-
 def page_rule(target: str, status: str = "active", priority: int = 1, **actions: str) -> dict[str, Any]:
     return {
         "targets": [{"target": "url", "constraint": {"operator": "matches", "value": target}}],
@@ -746,7 +732,7 @@ def zone_id(cloudflare: CloudflareEmulator) -> str:
 def deploy_page_rules(cloudflare: CloudflareEmulator, *hosts: str) -> dict[str, str]:
     """What `pulumi up` makes with sslRule: page-rule: one rule per host; their ids by host."""
     zid = zone_id(cloudflare)
-    return {h: cf_call(cloudflare, "POST", f"/zones/{zid}/pagerules", page_rule(f"{h}/*"))["id"] for h in hosts}
+    return {h: cloudflare_call(cloudflare, "POST", f"/zones/{zid}/pagerules", page_rule(f"{h}/*"))["id"] for h in hosts}
 
 
 def ssl_probe(
@@ -765,7 +751,7 @@ def test_the_stacks_page_rule_passes(cloudflare: CloudflareEmulator) -> None:
 
 
 def edit_page_rule(cloudflare: CloudflareEmulator, rule_id: str, body: dict[str, Any]) -> None:
-    cf_call(cloudflare, "PUT", f"/zones/{zone_id(cloudflare)}/pagerules/{rule_id}", body)
+    cloudflare_call(cloudflare, "PUT", f"/zones/{zone_id(cloudflare)}/pagerules/{rule_id}", body)
 
 
 @pytest.mark.parametrize(
@@ -794,7 +780,7 @@ def test_a_page_rule_changed_in_the_dashboard_fails_the_check(
 ) -> None:
     ids = deploy_page_rules(cloudflare, "track.example.com")
     if change is None:
-        cf_call(cloudflare, "DELETE", f"/zones/{zone_id(cloudflare)}/pagerules/{ids['track.example.com']}")
+        cloudflare_call(cloudflare, "DELETE", f"/zones/{zone_id(cloudflare)}/pagerules/{ids['track.example.com']}")
     else:
         edit_page_rule(cloudflare, ids["track.example.com"], change)
     result = ssl_probe(cloudflare, "track.example.com", "page-rule")
@@ -838,7 +824,7 @@ def test_a_page_rule_of_higher_priority_overrides_the_stacks(
     cloudflare: CloudflareEmulator, other: dict[str, Any], status: str, says: str
 ) -> None:
     deploy_page_rules(cloudflare, "track.example.com")
-    cf_call(cloudflare, "POST", f"/zones/{zone_id(cloudflare)}/pagerules", other)
+    cloudflare_call(cloudflare, "POST", f"/zones/{zone_id(cloudflare)}/pagerules", other)
     result = ssl_probe(cloudflare, "track.example.com", "page-rule")
     assert result.status == status, result
     assert says in " ".join([result.summary, result.error or "", *result.warnings])
@@ -848,7 +834,7 @@ def test_a_page_rule_of_higher_priority_overrides_the_stacks(
 
 def deploy_ruleset(cloudflare: CloudflareEmulator, ruleset: dict[str, Any]) -> None:
     zid = zone_id(cloudflare)
-    cf_call(cloudflare, "PUT", f"/zones/{zid}/rulesets/phases/http_config_settings/entrypoint", ruleset)
+    cloudflare_call(cloudflare, "PUT", f"/zones/{zid}/rulesets/phases/http_config_settings/entrypoint", ruleset)
 
 
 def test_the_stacks_configuration_rule_passes_whatever_other_rulesets_the_zone_has(
@@ -856,7 +842,7 @@ def test_the_stacks_configuration_rule_passes_whatever_other_rulesets_the_zone_h
 ) -> None:
     # A zone's ruleset list holds rulesets of other phases too: the probe asks for its phase's entry point.
     zid = zone_id(cloudflare)
-    cf_call(
+    cloudflare_call(
         cloudflare,
         "PUT",
         f"/zones/{zid}/rulesets/phases/http_request_dynamic_redirect/entrypoint",
@@ -992,7 +978,7 @@ def test_without_a_covering_rule_the_zones_ssl_setting_is_named(cloudflare: Clou
         "the zone example.com's SSL setting applies: Flexible (SparkPost then fails: Flexible loops, Full (strict) "
         "gives 526, Off gives no HTTPS)"
     )
-    cf_call(cloudflare, "PATCH", f"/zones/{zone_id(cloudflare)}/settings/ssl", {"value": "full"})
+    cloudflare_call(cloudflare, "PATCH", f"/zones/{zone_id(cloudflare)}/settings/ssl", {"value": "full"})
     result = ssl_probe(cloudflare, "track.example.com", "configuration-rule")
     assert result.error is not None and result.error.endswith("so the zone example.com's SSL setting applies: Full")
     assert result.remedy is not None and "`pulumi up`" in result.remedy

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret
+from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret, cloudflare_call
 from pulumi_cli import ProjectCopy, ToolchainMissingError, kill_session, toolchain_directory, wait_for
 
 from world.cloudflare_emulator import CloudflareEmulator
@@ -589,27 +588,13 @@ def entry_point(cloudflare: CloudflareEmulator, zone_id: str) -> list[dict[str, 
     return [r for r in cloudflare.rulesets(zone_id) if (r["kind"], r["phase"]) == ("zone", "http_config_settings")]
 
 
-def dashboard(cloudflare: CloudflareEmulator, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """What an operator does in the dashboard: the same API, with a token of their own."""
-    answer = requests.request(
-        method,
-        f"{cloudflare.url}{path}",
-        json=body,
-        headers={"Authorization": f"Bearer {CLOUDFLARE_TOKEN}"},
-        timeout=10,
-    )
-    assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()["result"]
-    return result
-
-
 def test_replacing_a_ruleset_and_a_record_never_collides(stack: Stack) -> None:
     # Cloudflare allows one ruleset per zone and phase (20217) and no CNAME beside another record of the
     # same name (81053); Pulumi replaces by creating first unless told to delete first.
     project, cloudflare = stack.project, stack.cloudflare
     zone_id = cloudflare.add_zone("example.com", account_id=ACCOUNT)
     stack.sparkpost.state.verifiable.add(TRACK)
-    made = dashboard(
+    made = cloudflare_call(
         cloudflare,
         "POST",
         f"/zones/{zone_id}/rulesets",
@@ -626,7 +611,7 @@ def test_replacing_a_ruleset_and_a_record_never_collides(stack: Stack) -> None:
             ],
         },
     )
-    old_record = dashboard(
+    old_record = cloudflare_call(
         cloudflare,
         "POST",
         f"/zones/{zone_id}/dns_records",
@@ -672,11 +657,7 @@ def test_destroy_after_an_out_of_band_deletion_needs_a_refresh(stack: Stack) -> 
     project.up()
     zone = stack.zone()
     (record,) = cloudflare.records(zone["id"])
-    requests.delete(
-        f"{cloudflare.url}/zones/{zone['id']}/dns_records/{record['id']}",
-        headers={"Authorization": f"Bearer {CLOUDFLARE_TOKEN}"},
-        timeout=10,
-    ).raise_for_status()
+    cloudflare_call(cloudflare, "DELETE", f"/zones/{zone['id']}/dns_records/{record['id']}")  # in the dashboard
     failed = project.run("destroy", "--yes", check=False)
     assert failed.returncode != 0
     project.run("destroy", "--yes", "--refresh")
