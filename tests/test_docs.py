@@ -201,3 +201,30 @@ def test_the_readme_examples_of_the_check_are_valid_command_lines() -> None:
                 "ada.ns.cloudflare.com",
                 "bob.ns.cloudflare.com",
             ]
+
+
+# --- the recovery recipe --------------------------------------------------------------------------------
+
+
+def test_the_recovery_recipe_finds_the_configuration_ruleset_by_its_phase(cf: Any) -> None:
+    # A zone's /rulesets list starts with Cloudflare's managed rulesets: the recipe must not send people there.
+    recovery = section("After an interrupted `pulumi up`")
+    (path,) = re.findall(r"`\.\.\.(/zones/<zone id>/rulesets[^`]*)`", recovery)
+    assert path == "/zones/<zone id>/rulesets/phases/http_config_settings/entrypoint"
+    import requests
+
+    zone = cf.add_zone("example.com")
+    made = requests.put(
+        cf.url + path.replace("<zone id>", zone),
+        json={"rules": [{"expression": "true", "action": "set_config", "action_parameters": {"ssl": "full"}}]},
+        headers={"Authorization": f"Bearer {cf.token}"},
+        timeout=10,
+    ).json()["result"]
+    listed = requests.get(
+        f"{cf.url}/zones/{zone}/rulesets", headers={"Authorization": f"Bearer {cf.token}"}, timeout=10
+    ).json()["result"]
+    assert listed[0]["id"] != made["id"]  # the first of the list is not the zone's configuration ruleset
+    found = requests.get(
+        cf.url + path.replace("<zone id>", zone), headers={"Authorization": f"Bearer {cf.token}"}, timeout=10
+    ).json()["result"]
+    assert (found["id"], found["phase"]) == (made["id"], "http_config_settings")

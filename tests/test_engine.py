@@ -282,7 +282,8 @@ def import_ids(stack: Stack, wanted: dict[str, Any]) -> dict[str, Any]:
             rules = cloudflare.pagerules(zone["id"])
             ids = [f"{zone['id']}/{r['id']}" for r in rules if r["targets"][0]["constraint"]["value"] == target]
         elif kind == "cloudflare:index/ruleset:Ruleset" and zone:
-            ids = [f"zones/{zone['id']}/{r['id']}" for r in cloudflare.rulesets(zone["id"])]
+            # As the README's recipe says: the phase's entry point, never the first of the zone's rulesets.
+            ids = [f"zones/{zone['id']}/{r['id']}" for r in entry_point(cloudflare, zone["id"])]
         if ids:
             found.append(dict(entry, id=ids[0]))
     return dict(wanted, resources=found)
