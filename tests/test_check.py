@@ -1158,3 +1158,23 @@ def test_a_deep_hosts_failed_handshake_names_universal_ssl(mismatch: bool, edge_
     assert tls.remedy is not None and remedy in tls.remedy
     if edge_certificate == "universal":
         assert "a host one level below the zone (e.g. click.deep.test), or httpsMode: managed" in tls.remedy
+
+
+def test_the_test_dns_server_moves_to_another_port_when_its_first_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under load a free UDP port may be a client's TCP port: NSD cannot bind it, exits, and must not fail the test.
+    import socket
+
+    from world import network_fakes
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        taken_port = taken.getsockname()[1]
+        offered = [taken_port]
+        free = network_fakes._free_port
+        monkeypatch.setattr(network_fakes, "_free_port", lambda: offered.pop() if offered else free())
+        server = NsdServer()
+    try:
+        assert server.port != taken_port and server.process.poll() is None
+    finally:
+        server.close()

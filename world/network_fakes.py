@@ -69,8 +69,18 @@ class NsdServer:
         if not Path(nsd).exists():
             raise RuntimeError("NSD is not installed: `apt-get install nsd` (bash .ci/run does)")
         self.dir = Path(tempfile.mkdtemp(prefix="nsd-"))
-        self.port = _free_port()
-        zones = {**ZONES, **(extra or {})}
+        self._nsd = nsd
+        self._zones = {**ZONES, **(extra or {})}
+        # A free UDP port may still be taken for TCP (a client's ephemeral port, under load): NSD then exits
+        # at once, and a fresh port is tried.
+        for attempt in range(5):
+            self.port = _free_port()
+            self._start()
+            if self._wait_until_answering(last=attempt == 4):
+                return
+
+    def _start(self) -> None:
+        zones = self._zones
         conf = [
             "server:",
             "  ip-address: 127.0.0.1",
@@ -94,25 +104,29 @@ class NsdServer:
             conf += ["zone:", f"  name: {zone}", f"  zonefile: {zone}.zone"]
         (self.dir / "nsd.conf").write_text("\n".join(conf) + "\n")
         self.process = subprocess.Popen(
-            [nsd, "-d", "-c", str(self.dir / "nsd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [self._nsd, "-d", "-c", str(self.dir / "nsd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        self._wait_until_answering()
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _wait_until_answering(self) -> None:
+    def _wait_until_answering(self, *, last: bool) -> bool:
+        """True once NSD answers; False when it exited at once (try another port); raises on the last try."""
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers, resolver.port, resolver.lifetime = ["127.0.0.1"], self.port, 0.5
         for _ in range(100):
             try:
                 resolver.resolve("example.com", "SOA")
-                return
+                return True
             except dns.exception.DNSException:
+                if self.process.poll() is not None and not last:
+                    return False  # it could not bind the port
                 _sleep(0.05)
+        log = self.dir / "nsd.log"
+        said = log.read_text(errors="replace")[-500:] if log.exists() else ""
         self.close()
-        raise RuntimeError(f"NSD did not answer on port {self.port}: see {self.dir}/nsd.log")
+        raise RuntimeError(f"NSD did not answer on port {self.port}: it logged {said!r}")
 
     def close(self) -> None:
         self.process.terminate()
