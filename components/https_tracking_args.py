@@ -26,8 +26,11 @@ MAX_CERTIFICATE_PACK_HOSTS = 50  # Cloudflare: a certificate pack "may not conta
 
 
 def labels_below(host: str, zone: str) -> int:
-    """How many labels `host` has below `zone` (both normalized, host within zone): 1 for track.example.com."""
-    return 0 if host == zone else host[: -len(zone) - 1].count(".") + 1
+    """How many labels `host` has below `zone` (both normalized): 1 for track.example.com in example.com; 0 for
+    the apex, or for a host not inside the zone."""
+    if host == zone or not host.endswith("." + zone):
+        return 0
+    return host[: -len(zone) - 1].count(".") + 1
 
 
 @dataclass

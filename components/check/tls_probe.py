@@ -11,6 +11,7 @@ from typing import Any
 from components.check.deadline import Deadline
 from components.check.network_errors import describe
 from components.check.results import ProbeResult
+from components.https_tracking_args import labels_below
 
 WARN_DAYS = 14
 # OpenSSL verify codes (x509_vfy.h) that call for different remedies.
@@ -142,13 +143,6 @@ def _verification_failure(host: str, exc: ssl.SSLCertVerificationError, who: str
         error=f"{exc.verify_message} (code {code})",
         remedy="check the certificate the host serves",
     )
-
-
-def labels_below(host: str, zone: str) -> int:
-    """How many labels `host` has below `zone` (1 for track.example.com in example.com); 0 if not inside."""
-    if host == zone or not host.endswith("." + zone):
-        return 0
-    return host[: -len(zone) - 1].count(".") + 1
 
 
 def explain_deep_host(result: ProbeResult, host: str, zone: str | None, edge_certificate: str) -> ProbeResult:
