@@ -14,7 +14,6 @@ import os
 import ssl
 import sys
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -355,6 +354,8 @@ def main(
 
 def check_hosts(expectations: dict[str, HostExpectation], options: CheckOptions) -> list[HostReport]:
     """Check every host at once: the total is near the slowest host, not the sum."""
+    from concurrent.futures import ThreadPoolExecutor  # here, not at start-up: --help needs no threads
+
     resolver = make_resolver(options.resolver, options.timeout)
     zones = ZoneCache(options, resolver)
     workers = max(1, min(MAX_PARALLEL_HOSTS, len(expectations)))

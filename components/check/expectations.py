@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components.check.cloudflare_api import CloudflareApi, CloudflareLookupError
-from components.config import ConfigError, parse_settings
+
+# yaml, the stack configuration's parser (components.config) and subprocess are imported where they are
+# used: only a check with --stack, or one asking `pulumi stack output`, needs them, and at start-up they
+# were a third of what the command imported beyond requests and dns.resolver (bench/run.py, section e).
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,9 @@ class NameServerSource:
             return self._stack_outputs
 
     def _ask_pulumi(self) -> tuple[dict[str, list[str]], str | None]:
+        import shutil
+        import subprocess
+
         pulumi = shutil.which("pulumi", path=self.env.get("PATH"))
         if not pulumi:
             return {}, None
@@ -134,6 +136,10 @@ def stack_file(stack: str, root: Path) -> Path:
 
 def stack_hosts(stack: str, root: Path) -> dict[str, dict[str, Any]]:
     """The tracking hosts of stacks/Pulumi.<stack>.yaml with what the check expects of each."""
+    import yaml
+
+    from components.config import ConfigError, parse_settings
+
     path = stack_file(stack, root)
     where = f"stacks/{path.name}"
     try:
