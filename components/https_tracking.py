@@ -103,6 +103,8 @@ class HttpsTracking(pulumi.ComponentResource):
         # Loops, not comprehensions, where resources are made: Pulumi records the stack of every
         # registration, and a comprehension's frame makes each of them costlier (bench/run.py, section a).
         self.records: dict[str, cloudflare.DnsRecord] = {}
+        # Merged once for every record: Resource copies the options it is given before changing them.
+        record_opts = pulumi.ResourceOptions.merge(child, DELETE_FIRST)
         for host in args.hosts:
             self.records[host.domain] = cloudflare.DnsRecord(
                 f"{host.domain}-record",
@@ -114,7 +116,7 @@ class HttpsTracking(pulumi.ComponentResource):
                 proxied=not host.managed,
                 ttl=1,  # 1 = automatic, the only TTL a proxied record has
                 comment="SparkPost HTTPS engagement tracking (managed by Pulumi)",
-                opts=pulumi.ResourceOptions.merge(child, DELETE_FIRST),
+                opts=record_opts,
             )
 
         self.ssl_rules: dict[str, pulumi.CustomResource] = self._ssl_rules(name, args, child)
@@ -205,9 +207,12 @@ class HttpsTracking(pulumi.ComponentResource):
 
     def _host_outputs(self, host: TrackingHostArgs, args: HttpsTrackingArgs) -> pulumi.Output[dict[str, Any]]:
         td = self.tracking_domains[host.domain]
-        fields = ("trackingUrl", "verified", "default", "tlsStatus", "certificateExpiresAt", "message", "cnameTarget")
+        fields = ("trackingUrl", "verified", "default", "tlsStatus", "certificateExpiresAt", "message")
         sending = list(host.sending_domains)
         associated = [self.sending_domain_trackings[s].associated for s in sending]
+        # The CNAME target is a plain string: it joins the dict in the apply, not Output.all (every input of
+        # Output.all becomes an Output of its own, several objects apiece per host; bench/run.py, section a).
+        cname_target = args.cname_target_of(host)
         return pulumi.Output.all(
             td.tracking_url,
             td.verified,
@@ -215,12 +220,12 @@ class HttpsTracking(pulumi.ComponentResource):
             td.tls_status,
             td.certificate_expires_at,
             td.message,
-            args.cname_target_of(host),
             *associated,
         ).apply(
             lambda values: {
                 "httpsMode": host.https_mode,
                 **dict(zip(fields, values[: len(fields)], strict=True)),
+                "cnameTarget": cname_target,
                 # The sending domains whose mail uses this host now (an association waits for verification).
                 "sendingDomains": [s for s, on in zip(sending, values[len(fields) :], strict=True) if on],
             }
