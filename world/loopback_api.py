@@ -89,6 +89,18 @@ class QuietHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def send_answer(self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        """One whole answer: status line, headers (a Content-Type only with a body), then the body."""
+        self.send_response(status)
+        if data:
+            self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
     def drop_connection(self, req: Logged) -> None:
         """Close the connection without an answer (logged with status -1)."""
         req.status = -1

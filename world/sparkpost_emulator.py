@@ -432,7 +432,7 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
                 return
             if fault and fault.kind == "malformed":
                 req.status = 200
-                self._send(200, b'{"results": {"domain": ', "application/json")
+                self.send_answer(200, b'{"results": {"domain": ', "application/json")
                 return
             elif fault and fault.kind == "status":
                 req.status = fault.status
@@ -440,7 +440,7 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
                 body_out = fault.body
                 if body_out is None:
                     body_out = json.dumps({"errors": [{"message": f"emulated fault {fault.status}"}]}).encode()
-                self._send(fault.status, body_out, fault.content_type, headers)
+                self.send_answer(fault.status, body_out, fault.content_type, headers)
                 return
             status, payload = emulator.handle(req, self.headers.get("Authorization"))
             if fault and fault.kind == "apply-then-fail":
@@ -453,18 +453,7 @@ def _handler_for(emulator: SparkPostEmulator) -> type[BaseHTTPRequestHandler]:
             if fault and fault.kind in ("trickle", "trickle-body"):
                 self._trickle(status, data, fault.delay, headers_at_once=fault.kind == "trickle-body")
                 return
-            self._send(status, data, "application/json")
-
-        def _send(self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            if data:
-                self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            if data:
-                self.wfile.write(data)
+            self.send_answer(status, data, "application/json")
 
         def _trickle(self, status: int, data: bytes, delay: float, *, headers_at_once: bool) -> None:
             # A well-formed answer, sent so slowly that no per-read timeout ever fires.
