@@ -30,7 +30,7 @@ from cloudflare.types.ssl import (
     CertificatePackListResponse,
 )
 from cloudflare.types.zones import SettingEditResponse, SettingGetResponse, Zone
-from conftest import CLOUDFLARE_TOKEN
+from conftest import CLOUDFLARE_TOKEN, cloudflare_call
 from pydantic import BaseModel, TypeAdapter
 
 from world.cloudflare_emulator import DEFAULT_ACCOUNT, MISSING_STATUSES, CloudflareEmulator
@@ -1001,3 +1001,46 @@ def test_a_command_line_mistake_exits_2_with_one_line(module: str, args: list[st
     assert done.returncode == 2
     assert done.stdout == ""
     assert len(done.stderr.splitlines()) == 1 and says in done.stderr, done.stderr
+
+
+# --- the local world's hooks: activation by delegation, and every change announced ---------------------
+
+
+def test_a_pending_zone_turns_active_when_its_delegation_names_its_name_servers(cf: CloudflareEmulator) -> None:
+    delegation: dict[str, list[str]] = {}
+    cf.delegation_lookup = lambda name: delegation.get(name, [])
+    zone = cloudflare_call(cf, "POST", "/zones", {"name": ZONE, "account": {"id": DEFAULT_ACCOUNT}})
+    assert zone["status"] == "pending"
+    delegation[ZONE] = ["ns1.old-dns.net.", "ns2.old-dns.net."]
+    assert cloudflare_call(cf, "GET", f"/zones/{zone['id']}")["status"] == "pending"
+    delegation[ZONE] = [zone["name_servers"][0]]  # one of the two is not the delegation Cloudflare asked for
+    assert cloudflare_call(cf, "GET", f"/zones?name={ZONE}")[0]["status"] == "pending"
+    delegation[ZONE] = [f"{ns.upper()}." for ns in reversed(zone["name_servers"])]
+    listed = cloudflare_call(cf, "GET", f"/zones?name={ZONE}")[0]
+    assert listed["status"] == "active" and listed["activated_on"] is not None
+
+
+def test_without_a_delegation_lookup_zones_stay_pending_until_steered(cf: CloudflareEmulator) -> None:
+    zone = cloudflare_call(cf, "POST", "/zones", {"name": ZONE, "account": {"id": DEFAULT_ACCOUNT}})
+    assert cloudflare_call(cf, "GET", f"/zones/{zone['id']}")["status"] == "pending"
+    cf.activate_zone(ZONE)
+    assert cloudflare_call(cf, "GET", f"/zones/{zone['id']}")["status"] == "active"
+
+
+def test_every_change_is_announced_and_nothing_else(cf: CloudflareEmulator) -> None:
+    changes: list[int] = []
+    cf.on_change = lambda: changes.append(len(cf.log))
+    zone_id = cf.add_zone(ZONE)
+    cloudflare_call(cf, "POST", f"/zones/{zone_id}/dns_records", CNAME)
+    assert changes == [1]  # announced after the create, before its answer
+    cloudflare_call(cf, "GET", f"/zones/{zone_id}/dns_records")
+    refused = requests.post(
+        f"{cf.url}/zones/{zone_id}/dns_records",
+        json={**CNAME, "ttl": 5, "proxied": False},
+        headers={"Authorization": f"Bearer {CLOUDFLARE_TOKEN}"},
+        timeout=5,
+    )
+    assert refused.status_code == 400 and changes == [1]
+    cf.set_record_proxied(zone_id, "track", False)
+    assert changes == [1, 3]
+    assert cf.records(zone_id)[0]["proxied"] is False

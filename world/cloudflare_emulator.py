@@ -111,6 +111,8 @@ _NAME_SERVER_NAMES = (
     *("ada", "bob", "cruz", "dana", "elle", "fred", "gina", "hugh"),
     *("ines", "jack", "kate", "liam", "mira", "noah", "olga", "pete"),
 )
+# Every name server a zone may be given: the local world serves them all.
+NAME_SERVER_HOSTS = tuple(f"{n}.ns.cloudflare.com" for n in _NAME_SERVER_NAMES)
 _PROXIABLE = frozenset({"A", "AAAA", "CNAME"})
 _ZONE_PHASES: frozenset[str] = frozenset(get_args(Phase))
 
@@ -319,6 +321,12 @@ class CloudflareEmulator(LoopbackApi[LoggedRequest]):
         self._certificate_packs: dict[str, dict[str, dict[str, Any]]] = {}
         self._ssl_settings: dict[str, dict[str, Any]] = {}  # per zone, once changed from the default
         self._advanced_certificate_manager: set[str] = set()  # zones with the subscription
+        # The local world's hooks (world/local_world.py); None in tests that steer the emulator by hand.
+        # delegation_lookup(zone name) -> the name servers the registry delegates it to now ([] if none):
+        # a pending zone whose delegation is its own name servers turns active, as Cloudflare's
+        # activation check finds it. on_change() runs after every change, so the world's DNS follows.
+        self.delegation_lookup: Callable[[str], list[str]] | None = None
+        self.on_change: Callable[[], None] | None = None
 
     # --- steering ----------------------------------------------------------------------------
 
@@ -348,6 +356,34 @@ class CloudflareEmulator(LoopbackApi[LoggedRequest]):
         with self._lock:
             zone = self._zone_named(name)
             zone.update(status="active", activated_on=_now(), modified_on=_now())
+        self._changed()
+
+    def check_activations(self) -> None:
+        """Cloudflare's activation check, with `delegation_lookup`: each pending zone whose delegation now
+        names exactly its two name servers turns active. The lookups run outside the lock: they are DNS
+        queries through the world, which may ask this emulator's state in turn."""
+        lookup = self.delegation_lookup
+        if lookup is None:
+            return
+        with self._lock:
+            pending = [
+                (z["id"], z["name"], set(z["name_servers"])) for z in self._zones.values() if z["status"] == "pending"
+            ]
+        activated = []
+        for zone_id, name, name_servers in pending:
+            if {ns.lower().rstrip(".") for ns in lookup(name)} == name_servers:
+                activated.append(zone_id)
+        if not activated:
+            return
+        with self._lock:
+            for zone_id in activated:
+                if (zone := self._zones.get(zone_id)) is not None and zone["status"] == "pending":
+                    zone.update(status="active", activated_on=_now(), modified_on=_now())
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def set_advanced_certificate_manager(self, zone_id: str, enabled: bool = True) -> None:
         """Subscribe a zone to Advanced Certificate Manager (or not): certificate packs need it."""
@@ -395,6 +431,17 @@ class CloudflareEmulator(LoopbackApi[LoggedRequest]):
             if len(found) != 1:
                 raise ValueError(f"{len(found)} records are called {full}; set_record_content needs exactly one")
             found[0].update(content=content, modified_on=_now())
+        self._changed()
+
+    def set_record_proxied(self, zone_id: str, name: str, proxied: bool) -> None:
+        """Out-of-band drift: the one record called `name` turned DNS-only (or proxied) in the dashboard."""
+        with self._lock:
+            full = _full_name(name, self._zones[zone_id]["name"])
+            found = [r for r in self._records.get(zone_id, {}).values() if r["name"] == full]
+            if len(found) != 1:
+                raise ValueError(f"{len(found)} records are called {full}; set_record_proxied needs exactly one")
+            found[0].update(proxied=proxied, modified_on=_now())
+        self._changed()
 
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of everything stored (empty collections left out), to compare before and after."""
@@ -445,6 +492,14 @@ class CloudflareEmulator(LoopbackApi[LoggedRequest]):
 
     def handle(self, req: LoggedRequest, auth: str | None) -> tuple[int, Any]:
         """Route one request; returns (status, envelope or None for an empty 204)."""
+        if req.method == "GET" and re.fullmatch(r"/zones(/[^/]+)?", req.path) and auth == f"Bearer {self.token}":
+            self.check_activations()  # a read of zones sees what the activation check would have found
+        status, payload = self._handle(req, auth)
+        if req.method != "GET" and status < 400:
+            self._changed()
+        return status, payload
+
+    def _handle(self, req: LoggedRequest, auth: str | None) -> tuple[int, Any]:
         try:
             _check_auth(auth, self.token)
             route = _route(req.method, req.path)

@@ -29,6 +29,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -81,6 +82,25 @@ class SparkPostEmulator(LoopbackApi[LoggedRequest]):
         super().__init__(_handler_for, latency=latency, port=port)
         self.api_key = api_key
         self.state = EmulatorState()
+        # The local world's hooks (world/local_world.py); None where tests steer `state` by hand.
+        # verifier(domain, secure, port): whether GET http(s)://domain:port/f/... came back as the click
+        # tracker's 302 (SparkPost's verify does that request). certificate_ready(domain): whether
+        # Let's Encrypt's HTTP-01 would pass now (the host's CNAME reaches the V2 endpoint).
+        self.verifier: Callable[[str, bool, int], bool] | None = None
+        self.certificate_ready: Callable[[str], bool] | None = None
+
+    def is_secure(self, domain: str) -> bool:
+        """Whether SparkPost holds `domain` as a secure (HTTPS) tracking domain: its click tracker then
+        redirects plain HTTP to HTTPS."""
+        with self._lock:
+            obj = self.state.domains.get(domain.lower())
+            return obj is not None and bool(obj["secure"])
+
+    def has_managed_certificate(self, domain: str) -> bool:
+        """Whether SparkPost issued `domain` its managed certificate (the V2 endpoint presents it)."""
+        with self._lock:
+            obj = self.state.domains.get(domain.lower())
+            return obj is not None and obj["status"].get("tls_status") == "valid"
 
     # --- steering ----------------------------------------------------------------------------
 
@@ -160,6 +180,9 @@ class SparkPostEmulator(LoopbackApi[LoggedRequest]):
         if primary_only and req.method == "GET":
             scope = PRIMARY_ONLY
         path = req.path[len(API_PREFIX) :]
+        verify = re.fullmatch(r"/tracking-domains/([^/]+)/verify", path)
+        if verify and req.method == "POST" and self.verifier is not None:
+            return self._verify_through_chain(unquote(verify.group(1)).lower(), scope, self.verifier)
         with self._lock:
             if path == "/tracking-domains":
                 if req.method == "POST":
@@ -274,11 +297,34 @@ class SparkPostEmulator(LoopbackApi[LoggedRequest]):
         obj["status"].update(_verified_status())
         return 200, {"results": {k: obj["status"][k] for k in ("verified", "cname_status", "compliance_status")}}
 
+    def _verify_through_chain(
+        self, domain: str, scope: int | None, verifier: Callable[[str, bool, int], bool]
+    ) -> tuple[int, Any]:
+        """Verify as SparkPost does: request the domain's click-tracking URL and expect the tracker's 302.
+        The request runs outside the lock: it goes through the world's edge to the click tracker, which
+        asks this emulator whether the domain is secure."""
+        with self._lock:
+            obj = self._visible(domain, scope, write=True)
+            if obj is None:
+                return 404, NOT_FOUND
+            secure, port = bool(obj["secure"]), int(obj["port"])
+        if verifier(domain, secure, port):
+            with self._lock:
+                self.state.verifiable.add(domain)
+        else:
+            with self._lock:
+                self.state.verifiable.discard(domain)
+        with self._lock:
+            return self._verify(domain, scope)
+
     def _advance_certificate(self, obj: dict[str, Any]) -> None:
-        # Issuance happens in SparkPost's background; tests decide when it is done, and how.
+        # Issuance happens in SparkPost's background: in the world, once Let's Encrypt's HTTP-01 would
+        # pass (certificate_ready); elsewhere tests decide when it is done, and how.
         domain = obj["domain"]
         if obj["status"].get("tls_status") != "pending":
             return
+        if self.certificate_ready is not None and self.certificate_ready(domain):
+            self.state.certificate_issued.add(domain)
         if domain in self.state.certificate_failing:
             obj["status"]["tls_status"] = "failed"
             obj["tls_certificate"] = {
