@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 from program_eval import ACCOUNT, layout
-from pulumi_cli import ProjectCopy
 
 from world.cloudflare_emulator import CloudflareEmulator
+from world.pulumi_project import ProjectCopy
 from world.sparkpost_emulator import SparkPostEmulator
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -360,7 +360,8 @@ def _descendants(pid: int) -> list[int]:
 def real_engine(sizes: list[int], repeats: int, create_hosts: int = 100, latency: float = 0.02) -> None:
     """(f) The CLI and engine for real: what the program costs on top of the same resources registered bare."""
     from engine_stacks import engine_stack
-    from pulumi_cli import toolchain_directory
+
+    from world.pulumi_project import toolchain_directory
 
     toolchain = toolchain_directory()
     for n in sizes:

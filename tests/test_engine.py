@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret, cloudflare_call
-from pulumi_cli import ProjectCopy, ToolchainMissingError, kill_session, toolchain_directory, wait_for
 
 from world.cloudflare_emulator import CloudflareEmulator
 from world.loopback_api import Fault
+from world.pulumi_project import ProjectCopy, ToolchainMissingError, kill_session, toolchain_directory, wait_for
 from world.sparkpost_emulator import SparkPostEmulator
 
 pytestmark = pytest.mark.engine
