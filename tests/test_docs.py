@@ -1,6 +1,9 @@
-"""What the README, Pulumi.yaml and pyproject.toml tell a newcomer agrees with the code: the Python
-version the requirements really need, what the tests and the benchmark need installed, the
-configuration keys and which of them are required, and the check command's options and variables."""
+"""What the README, the pages of docs/, Pulumi.yaml and pyproject.toml tell a newcomer agrees with the
+code: the Python version the requirements really need, what the tests and the benchmark need installed,
+the install and test commands CI runs, the configuration keys and which of them are required, the check
+command's options and variables, and the recovery recipe. And the documentation holds together: the
+README stays one short page linking every page of docs/, and every relative link lands on a file and
+heading that exist."""
 
 from __future__ import annotations
 
@@ -23,15 +26,27 @@ from components.config import HOST_KEYS, STACK_KEYS, parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+DOC_PAGES = sorted(DOCS.glob("*.md"))  # one page per subject, each linked from the README
+EVERY_PAGE = [ROOT / "README.md", *DOC_PAGES]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 MINORS = range(8, 15)  # Python 3.8 ... 3.14: the versions a claim could name
+README_LIMIT = 12 * 1024  # bytes: the README is a first screen and a map, the subjects live in docs/
 
 
-def section(title: str) -> str:
-    """The README section under `title` (a heading of any level), up to the next heading of its level."""
-    match = re.search(rf"^(#+) {re.escape(title)}\n", README, re.MULTILINE)
-    assert match, f"README has no section {title!r}"
-    rest = README[match.end() :]
+def page(name: str) -> str:
+    """The text of docs/<name>."""
+    path = DOCS / name
+    assert path.is_file(), f"docs/{name} is missing"
+    return path.read_text()
+
+
+def section(title: str, text: str = README) -> str:
+    """The section of `text` (the README unless given) under `title` (a heading of any level), up to
+    the next heading of its level."""
+    match = re.search(rf"^(#+) {re.escape(title)}\n", text, re.MULTILINE)
+    assert match, f"no section {title!r}"
+    rest = text[match.end() :]
     end = re.search(rf"^#{{1,{len(match.group(1))}}} ", rest, re.MULTILINE)
     return rest[: end.start()] if end else rest
 
@@ -76,6 +91,8 @@ def test_the_claimed_python_is_the_oldest_the_requirements_allow() -> None:
     assert PYPROJECT["tool"]["ruff"]["target-version"] == f"py3{oldest}"
     assert PYPROJECT["tool"]["mypy"]["python_version"] == f"3.{oldest}"
     assert re.findall(r"Python (3\.\d+)\+", README) == [f"3.{oldest}"]
+    for path in DOC_PAGES:  # the README makes the one claim; no page of docs/ makes another
+        assert re.findall(r"Python (3\.\d+)\+", path.read_text()) == [], path.name
     for workflow in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
         for version in re.findall(r'python-version: "(3\.\d+)"', workflow.read_text()):
             assert version == f"3.{oldest}", workflow.name
@@ -96,7 +113,7 @@ def test_prerequisites_name_every_program_the_tests_start() -> None:
 
 
 def test_the_benchmark_says_what_it_needs() -> None:
-    benchmark = section("Benchmark")
+    benchmark = section("Benchmark", page("benchmark.md"))
     assert "requirements-dev.txt" in benchmark and "NSD" in benchmark
     bench = (ROOT / "bench" / "run.py").read_text()
     assert "from world.network_fakes import NsdServer" in bench  # it starts NSD, as the tests do
@@ -108,15 +125,31 @@ def test_the_benchmark_says_what_it_needs() -> None:
 # --- configuration keys ----------------------------------------------------------------------------------
 
 
-def readme_config_rows() -> dict[str, str]:
-    rows = re.findall(r"^\| `([^`]+)` \|([^|]*)\|", section("Configuration"), re.MULTILINE)
+# Two tables: the README's at a glance, and the full reference of docs/configuration.md.
+CONFIG_TABLES = {
+    "README, Configuration at a glance": lambda: section("Configuration at a glance"),
+    "docs/configuration.md": lambda: section("Configuration", page("configuration.md")),
+}
+
+
+def config_rows(table: str) -> dict[str, str]:
+    """key -> default, for every row of the table named `table` in CONFIG_TABLES."""
+    rows = re.findall(r"^\| `([^`]+)` \|([^|]*)\|", CONFIG_TABLES[table](), re.MULTILINE)
     return {key: default.strip() for key, default in rows}
 
 
-def test_every_setting_is_in_the_readme_table() -> None:
-    rows = readme_config_rows()
+@pytest.mark.parametrize("table", sorted(CONFIG_TABLES))
+def test_every_setting_is_in_the_configuration_tables(table: str) -> None:
+    rows = config_rows(table)
     assert set(STACK_KEYS) <= set(rows)
     assert {"sparkpost:apiKey", "sparkpost:apiUrl", "cloudflare:apiToken"} <= set(rows)
+
+
+def test_the_readme_at_a_glance_agrees_with_the_full_reference() -> None:
+    glance = config_rows("README, Configuration at a glance")
+    full = config_rows("docs/configuration.md")
+    assert glance == full  # the same keys, with the same defaults
+    assert list(glance) == list(full)  # in the same order, so one can be read against the other
 
 
 VALID_STACKS: dict[str, dict[str, Any]] = {
@@ -137,12 +170,13 @@ VALID_STACKS: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.mark.parametrize("table", sorted(CONFIG_TABLES))
 @pytest.mark.parametrize("name", sorted(VALID_STACKS))
-def test_keys_marked_required_are_in_every_valid_stack(name: str) -> None:
+def test_keys_marked_required_are_in_every_valid_stack(name: str, table: str) -> None:
     config = VALID_STACKS[name]
     parse_settings(config, require_credentials=False)  # valid, so it shows what is really required
     given = {key.split(":", 1)[1] for key in config}
-    for key, default in readme_config_rows().items():
+    for key, default in config_rows(table).items():
         if default == "(required)":
             assert key in given, f"README marks {key} (required), but a stack without it is valid"
         match = re.fullmatch(r"\(required unless (.+)\)", default)
@@ -178,20 +212,22 @@ def test_every_variable_the_check_reads_is_documented() -> None:
         )
     )
     assert read - {"PATH"} == set(CHECK_VARIABLES)
-    check = section("The check command")
+    check = section("The check command", page("drift-and-health.md"))
     for name in CHECK_VARIABLES:
         assert f"| `{name}` |" in check
         assert f"\n  {name}" in EPILOG
 
 
-def test_the_readme_examples_of_the_check_are_valid_command_lines() -> None:
-    examples = re.findall(
-        r"^python3 -m components check (.*?)(?:\s+#.*)?$",
-        section("The check command").replace("\\\n", " "),
-        re.MULTILINE,
-    )
+def check_examples(text: str) -> list[str]:
+    """The arguments of every line of `text` that starts `python3 -m components check` (continuations joined)."""
+    return re.findall(r"^python3 -m components check (.*?)(?:\s+#.*)?$", text.replace("\\\n", " "), re.MULTILINE)
+
+
+def test_the_examples_of_the_check_are_valid_command_lines() -> None:
+    examples = check_examples(section("The check command", page("drift-and-health.md")))
     assert len(examples) == 3
-    for example in examples:
+    assert check_examples(README)  # the quick start shows one too
+    for example in [example for path in EVERY_PAGE for example in check_examples(path.read_text())]:
         args = parser().parse_intermixed_args(shlex.split(example))
         assert all(not host.startswith(("ns", "ada.", "bob.")) for host in args.hosts), (
             example
@@ -203,12 +239,34 @@ def test_the_readme_examples_of_the_check_are_valid_command_lines() -> None:
             ]
 
 
+# --- the install and test commands ----------------------------------------------------------------------
+
+
+def readme_commands() -> list[str]:
+    """The commands of the README's first code block, which comes before its first section."""
+    head = README.split("\n## ", 1)[0]
+    assert "```sh\n" in head, "the README's first screen has no command block"
+    block = head.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def test_ci_runs_the_readme_install_and_test_commands() -> None:
+    commands = readme_commands()
+    assert commands == ["bash tools/install", "tools/sandbox", ".venv/bin/python -m pytest"]
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines() if not line.startswith("#")]
+    assert any(line.startswith("bash tools/install ") for line in ci)  # then `|| { ...; exit 1; }`
+    assert ".venv/bin/python -m pytest" in ci  # the README's test command, as it stands
+    assert (ROOT / "tools" / "install").is_file()
+    for workflow in ("preview.yml", "deploy.yml"):  # and both workflows that test run .ci/run
+        assert "run: bash .ci/run" in (ROOT / ".github" / "workflows" / workflow).read_text(), workflow
+
+
 # --- the recovery recipe --------------------------------------------------------------------------------
 
 
 def test_the_recovery_recipe_finds_the_configuration_ruleset_by_its_phase(cf: Any) -> None:
     # A zone's /rulesets list starts with Cloudflare's managed rulesets: the recipe must not send people there.
-    recovery = section("After an interrupted `pulumi up`")
+    recovery = section("After an interrupted `pulumi up`", page("recovery.md"))
     (path,) = re.findall(r"`\.\.\.(/zones/<zone id>/rulesets[^`]*)`", recovery)
     assert path == "/zones/<zone id>/rulesets/phases/http_config_settings/entrypoint"
     import requests
@@ -228,3 +286,94 @@ def test_the_recovery_recipe_finds_the_configuration_ruleset_by_its_phase(cf: An
         cf.url + path.replace("<zone id>", zone), headers={"Authorization": f"Bearer {cf.token}"}, timeout=10
     ).json()["result"]
     assert (found["id"], found["phase"]) == (made["id"], "http_config_settings")
+
+
+# --- the documentation holds together --------------------------------------------------------------------
+
+FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+CODE_SPAN = re.compile(r"`[^`]*`")  # a code span may run over a line break
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # https:, mailto: ...: not a file of this repository
+
+
+def prose(text: str) -> str:
+    """`text` without its code blocks and code spans, where brackets and '#' are not Markdown."""
+    return CODE_SPAN.sub("", FENCE.sub("", text))
+
+
+def anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped (word characters, hyphens and
+    spaces kept), spaces turned into hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    """Every heading's anchor in a Markdown page; a repeated one gets -1, -2 ... as on GitHub."""
+    seen: dict[str, int] = {}
+    found = set()
+    for heading in re.findall(r"^#+ (.+)$", FENCE.sub("", text), re.MULTILINE):
+        slug = anchor(heading)
+        found.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+        seen[slug] = seen.get(slug, 0) + 1
+    return found
+
+
+def relative_links(text: str) -> list[str]:
+    return [target for target in LINK.findall(prose(text)) if not SCHEME.match(target)]
+
+
+def broken_links(path: Path) -> list[str]:
+    """The relative links of the page at `path` whose file, or whose heading after '#', does not exist."""
+    broken = []
+    for target in relative_links(path.read_text()):
+        file, _, fragment = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        if not linked.exists():
+            broken.append(f"{target}: no file {linked}")
+        elif fragment and linked.suffix == ".md" and fragment not in anchors(linked.read_text()):
+            broken.append(f"{target}: no heading with the anchor #{fragment} in {linked.name}")
+    return broken
+
+
+def test_anchors_are_the_ones_github_makes() -> None:
+    assert anchor("After an interrupted `pulumi up`") == "after-an-interrupted-pulumi-up"
+    assert anchor("Managed HTTPS (per host)") == "managed-https-per-host"
+    assert anchor("Several brands: sending domains and their tracking hosts") == (
+        "several-brands-sending-domains-and-their-tracking-hosts"
+    )
+    assert anchors("# A\n```sh\n# not a heading\n```\n## A\n") == {"a", "a-1"}
+
+
+def test_the_link_check_finds_a_missing_file_and_a_missing_heading(tmp_path: Path) -> None:
+    (tmp_path / "other.md").write_text("# Other\n\n## Known heading\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "# Doc\n[fine](other.md#known-heading) [fine too](#doc) [web](https://example.com/x)\n"
+        "`[in code](nowhere.md)`\n```\n[in a block](nowhere.md)\n```\n"
+        "[no file](missing.md) [no heading](other.md#unknown) [not here](#nowhere)\n"
+    )
+    assert [problem.split(":")[0] for problem in broken_links(doc)] == [
+        "missing.md",
+        "other.md#unknown",
+        "#nowhere",
+    ]
+
+
+@pytest.mark.parametrize("path", EVERY_PAGE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves(path: Path) -> None:
+    assert broken_links(path) == []
+
+
+def test_the_readme_lists_every_page_of_docs_once() -> None:
+    assert len(DOC_PAGES) >= 10  # the pages the README's subjects moved to
+    listed = [
+        (ROOT / target).resolve()
+        for line in section("Documentation").splitlines()
+        if line.startswith("- ")
+        for target in relative_links(line)[:1]  # the line's first link names its page
+    ]
+    assert sorted(listed) == sorted(p.resolve() for p in DOC_PAGES)  # each page, one line each
+
+
+def test_the_readme_stays_short() -> None:
+    assert len(README.encode()) < README_LIMIT, f"README.md is {len(README.encode())} bytes: move a subject to docs/"

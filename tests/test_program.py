@@ -210,9 +210,9 @@ def test_program_warns_about_page_rule_quota(pulumi_mocks: RecordingMonitor, cap
 
 
 def readme_brands_example() -> dict[str, Any]:
-    """The YAML of README's "Several brands" section: the multi-brand stack it shows."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### Several brands: sending domains and their tracking hosts\n", 1)[1]
+    """The YAML of the "Several brands" section of docs/configuration.md: the multi-brand stack it shows."""
+    configuration = (ROOT / "docs" / "configuration.md").read_text()
+    section = configuration.split("## Several brands: sending domains and their tracking hosts\n", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     config: dict[str, Any] = yaml.safe_load(block)["config"]
     return config

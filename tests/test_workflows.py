@@ -155,9 +155,9 @@ def test_a_preview_and_a_drift_check_make_no_write_call(sparkpost: SparkPostEmul
     assert [r.method for r in sparkpost.log] == ["GET"]
 
 
-def test_readme_says_which_token_goes_where() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Pull requests and deploys", 1)[1].split("\n## ", 1)[0]
+def test_the_docs_say_which_token_goes_where() -> None:
+    workflows_page = (ROOT / "docs" / "workflows.md").read_text()
+    section = workflows_page.split("## Pull requests and deploys", 1)[1].split("\n## ", 1)[0]
     for environment in ("dev-preview", "prod-preview", "`dev`", "`prod`"):
         assert environment in section
     for name in CREDENTIALS:
