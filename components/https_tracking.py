@@ -163,9 +163,15 @@ class HttpsTracking(pulumi.ComponentResource):
         messages = [self.tracking_domains[d].message for d in domains]
         # SparkPost uses a tracking domain only as a default or associated with a sending domain.
         unused = [host.domain for host in args.hosts if not host.default and not host.sending_domains]
+        stack = pulumi.get_stack()
         self.next_step = pulumi.Output.all(self.zone_status, self.name_servers, *messages).apply(
             lambda values: next_step(
-                args.zone, values[0], values[1], dict(zip(domains, values[2:], strict=True)), unused=unused
+                args.zone,
+                values[0],
+                values[1],
+                dict(zip(domains, values[2:], strict=True)),
+                unused=unused,
+                stack=stack,
             )
         )
         self._warn_while_pending()
@@ -330,17 +336,21 @@ def next_step(
     messages: dict[str, str],
     *,
     unused: Sequence[str] = (),
+    stack: str = "<stack>",
 ) -> str:
     """What the operator does next for this zone: delegate it, wait for SparkPost, or nothing.
 
     `messages` maps each tracking host to its provider's pending message ("" when done); `unused` lists
-    the hosts that are neither a default nor associated with a sending domain.
+    the hosts that are neither a default nor associated with a sending domain; `stack` names the stack
+    for the check command.
     """
     if status == "pending":
         return (
             f"Zone {zone} is pending: at your registrar, set the name servers of {zone} to "
-            f"{', '.join(name_servers or [])}. When `dig {zone} NS` shows them, run `pulumi up` again to "
-            "verify the tracking hosts."
+            f"{', '.join(name_servers or [])}. Before you do, run `python -m components check --stack {stack}` "
+            "with CLOUDFLARE_API_TOKEN (Zone: Read, DNS: Read) set: it lists the records the current name "
+            "servers serve that the Cloudflare zone lacks (MX, SPF, DKIM, DMARC), which would stop resolving. "
+            f"When `dig {zone} NS` shows the new name servers, run `pulumi up` again to verify the tracking hosts."
         )
     waiting = sorted(domain for domain, message in messages.items() if message)
     if waiting:

@@ -317,7 +317,13 @@ def test_stack_file_gives_hosts_and_expectations(dns_server: NsdServer, edge: Ed
     from components.check.expectations import stack_hosts
 
     prod = stack_hosts("prod", ROOT)
-    zone = {"zone": "example.com", "zone_id": None, "ssl_rule": "page-rule", "edge_certificate": "universal"}
+    zone = {
+        "zone": "example.com",
+        "zone_id": None,
+        "ssl_rule": "page-rule",
+        "edge_certificate": "universal",
+        "sending_domains": (),  # prod lists none
+    }
     assert prod == {
         "track.example.com": {
             "default": True,

@@ -200,3 +200,19 @@ def test_help_states_the_bound_and_every_environment_variable() -> None:
         command_bound(128, 5) == command_bound(1, 5) == 50 + SHUTDOWN_GRACE
         and command_bound(129, 5) == 100 + 2 * SHUTDOWN_GRACE
     )
+
+
+def test_help_leaves_the_zone_move_comparison_unimported() -> None:
+    # Only a zone still delegated elsewhere needs it (and its thread futures): a run imports it, --help not.
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "components", "check", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "components.check.cli" in imported  # the listing is real
+    assert "components.check.zone_move" not in imported
+    assert "with DNS: Read, while" in done.stdout and "Sending Domains: Read" in done.stdout

@@ -13,7 +13,7 @@ import math
 import os
 import ssl
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -51,8 +51,9 @@ MAX_PARALLEL_HOSTS = 128  # probes wait on the network; threads are cheap next t
 MAX_TIMEOUT = 60.0
 # Network steps one host takes at most, one after another, each within --timeout: zone lookup,
 # expected name servers from `pulumi stack output` and from Cloudflare's API (the zone's id, for the
-# ssl-rule probe, comes from that same lookup), the zone's NS lookup, the host's own lookup, TLS, HTTP,
-# the zone's SSL rules and its SSL setting from Cloudflare's API, SparkPost.
+# ssl-rule probe, comes from that same lookup), the zone's NS lookup (with, while the zone is still
+# delegated elsewhere, the comparison of its records: components/check/zone_move.py), the host's own
+# lookup, TLS, HTTP, the zone's SSL rules and its SSL setting from Cloudflare's API, SparkPost.
 STEPS_PER_HOST = 10
 
 
@@ -78,6 +79,8 @@ class HostExpectation:
     """The stack's sslRule (or --ssl-rule); None: not known, page-rule (the stack's default) is assumed."""
     edge_certificate: str = "universal"
     """The zone's edge certificate setting (edgeCertificate): universal, advanced or existing."""
+    sending_domains: tuple[str, ...] = ()
+    """The stack's sendingDomains of the host: their DKIM and bounce records matter before the registrar step."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class CheckOptions:
     edge_networks: tuple[IPNetwork, ...] = CLOUDFLARE_NETWORKS
     cloudflare: CloudflareApi | None = None
     """Cloudflare's API with CLOUDFLARE_API_TOKEN, for the ssl-rule probe; None: the probe is skipped."""
+    name_server_port: int = 53
+    """The port the zones' current name servers are asked on: 53 (delegations carry no port), or a test's."""
 
     def api_url_for(self, expected: HostExpectation) -> str:
         return self.api_url_override or expected.api_url or self.api_url
@@ -119,12 +124,16 @@ time bound:
 
 environment:
   SPARKPOST_API_KEY     a SparkPost key with Tracking Domains: Read; without it the sparkpost probe is skipped
+                        (with Sending Domains: Read, the DKIM keys of --stack's sendingDomains are compared
+                        before the registrar step)
   SPARKPOST_API_URL     SparkPost's API base URL (Enterprise tenant, or an emulator); wins over --region
   SPARKPOST_REGION      us or eu, when neither --region, SPARKPOST_API_URL nor the stack file says
   CLOUDFLARE_API_TOKEN  a read-only Cloudflare token: Zone: Read, to learn a zone's name servers when neither
                         --expect-ns nor `pulumi stack output` gives them; with Page Rules: Read (or Config
                         Rules: Read) and Zone Settings: Read, the ssl-rule probe reads the SSL mode Cloudflare
-                        applies to each host (without a token that probe is skipped)
+                        applies to each host (without a token that probe is skipped); with DNS: Read, while
+                        a zone is still delegated elsewhere, the delegation probe lists the records its current
+                        name servers serve that the Cloudflare zone lacks (they stop resolving at the registrar step)
   CLOUDFLARE_BASE_URL   Cloudflare's API base URL (default https://api.cloudflare.com/client/v4)
 
 exit codes:
@@ -292,6 +301,7 @@ def _expectations(args: argparse.Namespace, root: Path) -> dict[str, HostExpecta
             zone_id=known.get("zone_id"),
             ssl_rule=args.ssl_rule or known.get("ssl_rule"),
             edge_certificate=known.get("edge_certificate") or "universal",
+            sending_domains=tuple(known.get("sending_domains") or ()),
         )
     return found
 
@@ -357,7 +367,7 @@ def check_hosts(expectations: dict[str, HostExpectation], options: CheckOptions)
     from concurrent.futures import ThreadPoolExecutor  # here, not at start-up: --help needs no threads
 
     resolver = make_resolver(options.resolver, options.timeout)
-    zones = ZoneCache(options, resolver)
+    zones = ZoneCache(options, resolver, expectations.values())
     workers = max(1, min(MAX_PARALLEL_HOSTS, len(expectations)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(check_host, host, expected, options, zones) for host, expected in expectations.items()]
@@ -373,10 +383,14 @@ class ZoneCache:
     only, never a lookup, so a slow zone holds up no other.
     """
 
-    def __init__(self, options: CheckOptions, resolver: dns.resolver.Resolver) -> None:
+    def __init__(
+        self, options: CheckOptions, resolver: dns.resolver.Resolver, hosts: Iterable[HostExpectation] = ()
+    ) -> None:
         self.options = options
         self.resolver = resolver
         self.rules = ZoneRules(options.cloudflare) if options.cloudflare else None
+        # Each sending domain with the SparkPost API of the host that lists it (for its DKIM selector).
+        self.sending_domains = {d: options.api_url_for(h) for h in hosts for d in h.sending_domains}
         self._zones: Once[str, ZoneLookup] = Once()
         self._verdicts: Once[str, ProbeResult] = Once()
 
@@ -401,8 +415,21 @@ class ZoneCache:
         return self._verdicts.get(zone, lambda: guarded("delegation", lambda: self._probe(zone)))
 
     def _probe(self, zone: str) -> ProbeResult:
+        from components.check.zone_move import before_the_move, sparkpost_dkim_hosts  # a run's, not --help's
+
         expected = self.options.name_servers.for_zone(zone)
-        return probe_delegation(zone, self.resolver, expected, self.options.timeout)
+        deadline = Deadline(self.options.timeout)  # the NS lookup's, and the comparison's that may follow it
+        result = probe_delegation(zone, self.resolver, expected, self.options.timeout, deadline=deadline)
+        key = self.options.api_key
+        return before_the_move(
+            result,
+            deadline,
+            resolver=self.resolver,
+            cloudflare=self.options.cloudflare,
+            sending_domains=self.sending_domains,
+            dkim_host=sparkpost_dkim_hosts(key, self.sending_domains) if key else None,
+            port=self.options.name_server_port,
+        )
 
 
 def guarded(probe: str, action: Callable[[], ProbeResult]) -> ProbeResult:
@@ -422,7 +449,7 @@ def check_host(
     host: str, expected: HostExpectation, options: CheckOptions, zones: ZoneCache | None = None
 ) -> HostReport:
     if zones is None:
-        zones = ZoneCache(options, make_resolver(options.resolver, options.timeout))
+        zones = ZoneCache(options, make_resolver(options.resolver, options.timeout), (expected,))
     results = [guarded("delegation", lambda: zones.delegation(host))]
     dns_result = guarded(
         "dns",

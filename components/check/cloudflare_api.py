@@ -1,9 +1,11 @@
 """The Cloudflare API calls the check makes, all reads (GET): a zone by name (its id and assigned name
-servers), and what the zone applies to its hosts (page rules, the configuration ruleset, the SSL setting).
+servers), what the zone applies to its hosts (page rules, the configuration ruleset, the SSL setting),
+and the zone's DNS records (to show, before the registrar step, what the zone still lacks).
 
 A read-only token is enough: Zone: Read, plus Page Rules: Read, Config Rules: Read and Zone Settings:
-Read for the ssl-rule probe. Faults (429, 5xx, dropped connections) are retried by one urllib3 Retry
-policy; each call ends within its own deadline of `timeout` seconds (`call_within`).
+Read for the ssl-rule probe, and DNS: Read for the zone's records. Faults (429, 5xx, dropped
+connections) are retried by one urllib3 Retry policy; each call ends within its own deadline of `timeout`
+seconds (`call_within`), a listing of many pages within one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ REFUSED_STATUSES = frozenset({400, 401, 403})  # Cloudflare answers a bad or unk
 # Codes that say the token itself is wrong (missing, malformed, unknown), not short of a permission:
 # 9106 no auth header, 6003/6111 a malformed header, 9109 "Invalid access token", 1000 "Invalid API Token".
 BAD_TOKEN_CODES = frozenset({1000, 6003, 6111, 9106, 9109})
+# GET /zones/{id}/dns_records: per_page defaults to 100 and may go up to 5,000,000 (the API schema). A
+# page of 1000 keeps each answer small; MAX_RECORD_PAGES bounds a listing whose result_info never ends.
+RECORDS_PER_PAGE = 1000
+MAX_RECORD_PAGES = 100
 
 
 class CloudflareLookupError(Exception):
@@ -109,8 +115,29 @@ class CloudflareApi:
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """The `result` of GET base_url + path, within one deadline of `timeout` seconds."""
+        return self._answer(path, params, Deadline(self.timeout))["result"]
+
+    def dns_records(self, zone_id: str, deadline: Deadline | None = None) -> list[dict[str, Any]]:
+        """Every DNS record of the zone (GET /zones/{id}/dns_records, page after page), all pages within
+        one `deadline` (default: `timeout` seconds). Needs DNS: Read; CloudflareLookupError otherwise."""
+        deadline = deadline or Deadline(self.timeout)
+        path = f"/zones/{zone_id}/dns_records"
+        records: list[dict[str, Any]] = []
+        for page in range(1, MAX_RECORD_PAGES + 1):
+            body = self._answer(path, {"page": str(page), "per_page": str(RECORDS_PER_PAGE)}, deadline)
+            found = body["result"]
+            if not isinstance(found, list):
+                raise CloudflareLookupError(f"the Cloudflare API at {self.base_url} answered with no list of records")
+            records += [r for r in found if isinstance(r, dict)]
+            if not found or page >= _total_pages(body):
+                return records
+        raise CloudflareLookupError(
+            f"the zone's records at {self.base_url} did not end within {MAX_RECORD_PAGES} pages of {RECORDS_PER_PAGE}"
+        )
+
+    def _answer(self, path: str, params: Mapping[str, str] | None, deadline: Deadline) -> dict[str, Any]:
         try:
-            return call_within(Deadline(self.timeout), lambda: self._get(path, params))
+            return call_within(deadline, lambda: self._get(path, params))
         except TimeoutError as exc:
             raise CloudflareLookupError(f"the Cloudflare API at {self.base_url} gave {exc}") from None
 
@@ -123,7 +150,8 @@ class CloudflareApi:
                 return zone
         raise CloudflareLookupError(f"the token's Cloudflare account has no zone {name} (or the token may not read it)")
 
-    def _get(self, path: str, params: Mapping[str, str] | None) -> Any:
+    def _get(self, path: str, params: Mapping[str, str] | None) -> dict[str, Any]:
+        """The whole answer (`result`, and `result_info` when the API pages), once it is a success."""
         timeout = self.timeout
         with requests.Session() as session:
             session.mount("https://", HTTPAdapter(max_retries=retry_policy()))
@@ -155,7 +183,14 @@ class CloudflareApi:
                 status=answer.status_code,
                 codes=codes,
             )
-        return body["result"]
+        return body
+
+
+def _total_pages(body: dict[str, Any]) -> int:
+    # result_info: {"page", "per_page", "count", "total_count", "total_pages"}; without it, one page.
+    info = body.get("result_info")
+    pages = info.get("total_pages") if isinstance(info, dict) else None
+    return pages if isinstance(pages, int) and not isinstance(pages, bool) else 1
 
 
 def _json(answer: requests.Response) -> Any:

@@ -117,10 +117,20 @@ def find_zone(host: str, resolver: dns.resolver.Resolver, timeout: float) -> Zon
 
 
 def probe_delegation(
-    zone: str, resolver: dns.resolver.Resolver, expected: ExpectedNameServers, timeout: float
+    zone: str,
+    resolver: dns.resolver.Resolver,
+    expected: ExpectedNameServers,
+    timeout: float,
+    *,
+    deadline: Deadline | None = None,
 ) -> ProbeResult:
-    """The zone's NS set against the Cloudflare name servers the stack was given."""
-    deadline = Deadline(timeout)
+    """The zone's NS set against the Cloudflare name servers the stack was given.
+
+    `details["delegated_to_cloudflare"]` says whether the delegation names them: True, False (the zone is
+    still at its old name servers, `details["name_servers"]`), or None when no expected set is known.
+    `deadline` (default: `timeout` seconds from now) is the probe's own, which a caller may go on using.
+    """
+    deadline = deadline or Deadline(timeout)
     try:
         answer = resolver.resolve(zone, "NS", lifetime=deadline.left())
         seen = sorted(r.target.to_text().rstrip(".").lower() for r in answer)
@@ -135,12 +145,13 @@ def probe_delegation(
             remedy="check the domain is registered and delegated",
         )
     summary = f"{zone} NS: {', '.join(seen)}"
-    details = {"zone": zone, "name_servers": seen}
+    details: dict[str, object] = {"zone": zone, "name_servers": seen, "delegated_to_cloudflare": None}
     if expected.problem:
         return ProbeResult("delegation", summary, error=expected.problem, remedy=expected.remedy, details=details)
     if expected.names is None:
         return ProbeResult("delegation", summary, warnings=expected.notes, details=details)
     want = sorted(ns.rstrip(".").lower() for ns in expected.names)
+    details["delegated_to_cloudflare"] = seen == want
     if seen != want:
         return ProbeResult(
             "delegation",

@@ -175,5 +175,6 @@ def stack_hosts(stack: str, root: Path) -> dict[str, dict[str, Any]]:
                 "ssl_rule": args.ssl_rule,
                 # The zone's edge certificate setting, once the stack has one (`edgeCertificate`).
                 "edge_certificate": str(getattr(args, "edge_certificate", "universal")),
+                "sending_domains": tuple(host.sending_domains),
             }
     return hosts
