@@ -285,7 +285,8 @@ class HttpsTracking(pulumi.ComponentResource):
                 )
             ],
             # Its name, zone, kind and phase replace it; deleted first, the zone has no SSL rule for the
-            # moment between (README: importing a ruleset made in the dashboard).
+            # moment between (docs/troubleshooting.md, the 20217 row: importing a ruleset made in the
+            # dashboard).
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(

@@ -75,7 +75,7 @@ class HttpsTrackingArgs:
     """Protect a created zone from deletion (`pulumi destroy` then stops at the zone)."""
     ssl_rule: str = "page-rule"
     """`page-rule` (one per host, as in SparkPost's guide) or `configuration-rule` (one ruleset per zone,
-    recommended: see the README's Configuration)."""
+    recommended: see docs/configuration.md, "Which SSL rule")."""
     edge_certificate: str = "universal"
     """Which edge certificate covers the deep CDN hosts (`deep_cdn_hosts`): one of `EDGE_CERTIFICATES`."""
     sparkpost_api_url: pulumi.Input[str] | None = None

@@ -2,12 +2,13 @@
 code: the Python version the requirements really need, what the tests and the benchmark need installed,
 the install and test commands CI runs, the configuration keys and which of them are required, the check
 command's options and variables, and the recovery recipe. And the documentation holds together: the
-README stays one short page linking every page of docs/, and every relative link lands on a file and
-heading that exist."""
+README stays one short page linking every page of docs/, every relative link lands on a file and
+heading that exist, and so does every section the code's comments and messages point at."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import shlex
 import sys
@@ -377,3 +378,63 @@ def test_the_readme_lists_every_page_of_docs_once() -> None:
 
 def test_the_readme_stays_short() -> None:
     assert len(README.encode()) < README_LIMIT, f"README.md is {len(README.encode())} bytes: move a subject to docs/"
+
+
+# --- the code's references to the documentation ----------------------------------------------------------
+
+# How comments, docstrings and messages point at a section: `docs/<page>.md, "<Heading>"` (for the README,
+# README in place of the page), the whole heading in quotes on the same line as the page (backticks
+# left out), or an anchor, `docs/<page>.md#<anchor>`. A page named without a section must exist.
+SECTION_REFERENCE = re.compile(r'\b(README(?:\.md)?|docs/[\w-]+\.md)(?:[,:] "([^"\n]*)("?)|#([\w-]+))?')
+NOT_SCANNED = {".git", ".venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+
+
+def headings(path: Path) -> set[str]:
+    """Every heading of the Markdown page at `path`, as a reference spells it: without backticks."""
+    return {h.replace("`", "") for h in re.findall(r"^#+ (.+)$", FENCE.sub("", path.read_text()), re.MULTILINE)}
+
+
+def bad_references(text: str) -> list[str]:
+    """Each reference in `text` to a page that does not exist, or to a heading or anchor it lacks."""
+    bad = []
+    for match in SECTION_REFERENCE.finditer(text):
+        name, heading, closed, fragment = match.groups()
+        path = ROOT / (name if name.endswith(".md") else f"{name}.md")
+        if not path.is_file():
+            bad.append(f"{match.group(0)}: no page {path.relative_to(ROOT)}")
+        elif heading is not None and not closed:
+            bad.append(f"{match.group(0)}: the heading's closing quote is not on the page's line")
+        elif heading is not None and heading not in headings(path):
+            bad.append(f"{match.group(0)}: no heading {heading!r} on {path.relative_to(ROOT)}")
+        elif fragment and fragment not in anchors(path.read_text()):
+            bad.append(f"{match.group(0)}: no anchor #{fragment} on {path.relative_to(ROOT)}")
+    return bad
+
+
+def repository_texts() -> dict[str, str]:
+    """Relative path -> text of every text file of the checkout, without the virtualenv, caches and VCS."""
+    texts = {}
+    for directory, subdirectories, files in os.walk(ROOT):  # Path.walk is 3.12+
+        subdirectories[:] = [d for d in subdirectories if d not in NOT_SCANNED]
+        for file in files:
+            path = Path(directory, file)
+            try:
+                texts[str(path.relative_to(ROOT))] = path.read_text()
+            except UnicodeDecodeError:  # a binary file holds no comment
+                continue
+    return texts
+
+
+def test_every_reference_to_a_section_names_one_that_exists() -> None:
+    # Samples spelled in parts, so that this file's own text holds no bad reference.
+    recovery, readme, docs = "docs/recovery.md", "README", "docs"
+    assert bad_references(f'{recovery}, "After an interrupted pulumi up"; {readme}, "Prerequisites"') == []
+    assert bad_references(f"{recovery}#after-an-interrupted-pulumi-up; {readme}.md#prerequisites") == []
+    assert len(bad_references(f'{recovery}, "No such heading"; {recovery}, "Split\nheading"; {docs}/gone.md')) == 3
+    assert len(bad_references(f'{recovery}#no-such-anchor; {readme}: "Pull requests and deploys"')) == 2  # moved
+
+    texts = repository_texts()
+    named = {m.group(2) for text in texts.values() for m in SECTION_REFERENCE.finditer(text) if m.group(2)}
+    assert {"Pull requests and deploys", "Which SSL rule", "The toolchain"} <= named  # the scan reached the code
+    problems = {path: bad_references(text) for path, text in texts.items()}
+    assert {path: found for path, found in problems.items() if found} == {}

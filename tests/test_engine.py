@@ -282,7 +282,8 @@ def import_ids(stack: Stack, wanted: dict[str, Any]) -> dict[str, Any]:
             rules = cloudflare.pagerules(zone["id"])
             ids = [f"{zone['id']}/{r['id']}" for r in rules if r["targets"][0]["constraint"]["value"] == target]
         elif kind == "cloudflare:index/ruleset:Ruleset" and zone:
-            # As the README's recipe says: the phase's entry point, never the first of the zone's rulesets.
+            # As docs/recovery.md, "After an interrupted pulumi up" says (step 3): the phase's entry
+            # point, never the first of the zone's rulesets.
             ids = [f"zones/{zone['id']}/{r['id']}" for r in entry_point(cloudflare, zone["id"])]
         if ids:
             found.append(dict(entry, id=ids[0]))
@@ -306,7 +307,7 @@ def test_an_interrupted_up_recovers_as_the_readme_says(stack: Stack) -> None:
     assert pending == {"cloudflare:index/pageRule:PageRule", TD}
     assert len(cloudflare.pagerules(stack.zone()["id"])) == 3  # all applied, one answer lost
 
-    # README, Troubleshooting, "a pulumi up was interrupted":
+    # docs/recovery.md, "After an interrupted pulumi up":
     project.run("cancel", "--yes")  # the dead run's lock
     project.run("refresh", "--yes", "--clear-pending-creates")
     import_file = project.dir / "import.json"
@@ -569,7 +570,7 @@ def test_an_up_killed_during_the_association_put_recovers_without_a_dangling_lin
     kill_session(running)
     wait_for(lambda: sparkpost.in_flight == 0, 60, "the lost answer")
 
-    # README, "After an interrupted pulumi up": cancel, refresh --clear-pending-creates, then up.
+    # docs/recovery.md, "After an interrupted pulumi up": cancel, refresh --clear-pending-creates, then up.
     project.run("cancel", "--yes")
     project.run("refresh", "--yes", "--clear-pending-creates")
     project.up()
@@ -621,8 +622,8 @@ def test_replacing_a_ruleset_and_a_record_never_collides(stack: Stack) -> None:
     stack.configure([{"domain": TRACK, "default": True}], zoneId=zone_id, sslRule="configuration-rule")
     project.run("config", "rm", "cloudflareAccountId")
 
-    # The operator imports both (README): then the program's record (CNAME, not A) and ruleset (its name)
-    # replace them, deleting first.
+    # The operator imports both (docs/troubleshooting.md, the 20217 row): then the program's record
+    # (CNAME, not A) and ruleset (its name) replace them, deleting first.
     import_file = project.dir / "import.json"
     project.run("preview", "--import-file", str(import_file))
     wanted = json.loads(import_file.read_text())
@@ -652,7 +653,8 @@ def test_replacing_a_ruleset_and_a_record_never_collides(stack: Stack) -> None:
 
 
 def test_destroy_after_an_out_of_band_deletion_needs_a_refresh(stack: Stack) -> None:
-    # The real provider's delete of an object already gone fails (no 404 shortcut); the README's recovery.
+    # The real provider's delete of an object already gone fails (no 404 shortcut); the way out is
+    # docs/troubleshooting.md, the row on `pulumi destroy` failing on a Cloudflare object.
     project, cloudflare = stack.project, stack.cloudflare
     stack.configure([{"domain": TRACK, "default": True}])
     project.up()

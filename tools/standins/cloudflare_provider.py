@@ -2,9 +2,10 @@
 
 Why it exists: the real plugin is built from `github.com/pulumi/pulumi-cloudflare/provider/v6`, and
 the Go module proxy reachable here refuses that module at every release (and the upstream
-`terraform-provider-cloudflare` v5 too), so no release can be built on this machine (README, "The
-real engine"; REAL-ENGINE.md, section 7, option 3). Everything around it stays real: the Pulumi CLI
-and engine, the dynamic-provider host, config, secrets, state, parallelism, crash recovery.
+`terraform-provider-cloudflare` v5 too), so no release can be built on this machine
+(docs/real-engine.md, "The toolchain"; REAL-ENGINE.md, section 7, option 3). Everything around it
+stays real: the Pulumi CLI and engine, the dynamic-provider host, config, secrets, state,
+parallelism, crash recovery.
 
 What it does: serves Pulumi's ResourceProvider gRPC protocol for the types `Zone`, `DnsRecord`,
 `PageRule`, `Ruleset`, `CertificatePack` and the invoke `getZone`; validates every input against the

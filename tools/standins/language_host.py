@@ -2,7 +2,7 @@
 
 Why it exists: the real host is a Go module (`github.com/pulumi/pulumi/sdk/python/cmd/
 pulumi-language-python/v3`) published only as pseudo-versions of a pulumi/pulumi commit, and the Go
-module proxy reachable here refuses every version of it (README, "The real engine"). The Pulumi CLI
+module proxy reachable here refuses every version of it (docs/real-engine.md, "The toolchain"). The Pulumi CLI
 and engine are built from the proxy for real; this host does the one job the engine gives a language
 host for this project: run the program. It does that the way the real host does: the program runs
 in the project's virtual environment (the `virtualenv` runtime option of Pulumi.yaml), through the
