@@ -100,7 +100,10 @@ class SparkPostEmulator(LoopbackApi[LoggedRequest]):
         """Whether SparkPost issued `domain` its managed certificate (the V2 endpoint presents it)."""
         with self._lock:
             obj = self.state.domains.get(domain.lower())
-            return obj is not None and obj["status"].get("tls_status") == "valid"
+            if obj is None:
+                return False
+            self._advance_certificate(obj)  # issuance is SparkPost's background work: seen by any observer
+            return bool(obj["status"].get("tls_status") == "valid")
 
     # --- steering ----------------------------------------------------------------------------
 

@@ -1,0 +1,222 @@
+"""The real engine in the local world: every step of SparkPost's guide happens for real, on loopback.
+
+The stack is made and driven the way the README tells users to (`pulumi config set`, `pulumi preview`,
+then `pulumi up --yes`), against a world in which the registry's delegation, Cloudflare's DNS and edge,
+SparkPost's click tracker and its verify all answer as they do in production (world/local_world.py). The
+check command is the README's, pointed at the world's resolver, CA and edge. These tests never skip:
+without the toolchain, NSD or Unbound they fail, saying what to install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import API_KEY, CLOUDFLARE_TOKEN, cloudflare_call
+
+from world.local_world import LocalWorld
+from world.pulumi_project import ProjectCopy, ToolchainMissingError, toolchain_directory
+
+pytestmark = pytest.mark.engine
+
+ROOT = Path(__file__).resolve().parent.parent
+ZONE = "example.com"
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+TRACK, CLICK, MANAGED = "track.example.com", "click.example.com", "go.example.com"
+SENDING = ("example.com", "news.example.com")
+
+
+@pytest.fixture(scope="module")
+def toolchain() -> Path:
+    try:
+        return toolchain_directory()
+    except ToolchainMissingError as err:
+        pytest.fail(str(err), pytrace=False)
+
+
+@pytest.fixture
+def world() -> Iterator[LocalWorld]:
+    with LocalWorld(API_KEY, CLOUDFLARE_TOKEN, [ZONE], sending_domains=SENDING) as w:
+        yield w
+        assert w.cloudflare.internal_errors == []
+        assert w.sparkpost.state.violations == []
+    assert nothing_listens_in(w.addresses.block), "a server of the world was left listening"
+
+
+def nothing_listens_in(block: str) -> bool:
+    """No UDP socket bound and no TCP socket listening on an address of the world's block (/proc/net;
+    connections in TIME_WAIT are the kernel's, not a server's)."""
+    prefix = [int(part) for part in block.strip(".").split(".")]
+    for table in ("udp", "tcp"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if table == "tcp" and fields[3] != "0A":  # 0A: LISTEN
+                continue
+            local = fields[1].split(":")[0]
+            octets = list(socket.inet_ntoa(bytes.fromhex(local)[::-1]).split("."))
+            if [int(o) for o in octets[:2]] == prefix:
+                return False
+    return True
+
+
+def configure(project: ProjectCopy, world: LocalWorld, ssl_rule: str) -> None:
+    config = {
+        "zone": ZONE,
+        "cloudflareAccountId": ACCOUNT,
+        "sslRule": ssl_rule,
+        "sparkpost:apiUrl": world.sparkpost.url,
+        "cloudflare:baseUrl": world.cloudflare.url,
+    }
+    paths = {
+        "trackingDomains[0].domain": TRACK,
+        "trackingDomains[0].default": "true",
+        "trackingDomains[1].domain": CLICK,
+        "trackingDomains[2].domain": MANAGED,
+        "trackingDomains[2].httpsMode": "managed",
+        **{f"trackingDomains[0].sendingDomains[{i}]": domain for i, domain in enumerate(SENDING)},
+    }
+    project.init(config, {"sparkpost:apiKey": API_KEY, "cloudflare:apiToken": CLOUDFLARE_TOKEN}, paths)
+
+
+def check(project: ProjectCopy, world: LocalWorld) -> tuple[int, dict[str, dict[str, dict[str, Any]]]]:
+    """The README's check command in the world: (exit code, {host: {probe: result}})."""
+    env = (
+        project.env
+        | world.check_environment()
+        | {"SPARKPOST_API_KEY": API_KEY, "CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN}
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "components", "check", "--stack", project.stack, "--json", *world.check_options()],
+        cwd=project.dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    reports = json.loads(done.stdout)
+    return done.returncode, {r["host"]: {p["probe"]: p for p in r["probes"]} for r in reports}
+
+
+def verify(world: LocalWorld, host: str) -> requests.Response:
+    """SparkPost's verify, as an operator would call it by hand."""
+    return requests.post(
+        f"{world.sparkpost.url}/tracking-domains/{host}/verify", headers={"Authorization": API_KEY}, timeout=30
+    )
+
+
+def ssl_rule_to(world: LocalWorld, zone_id: str, mode: str) -> None:
+    """Out of band, in the dashboard: the stack's configuration rule now sets `mode`."""
+    entry = cloudflare_call(
+        world.cloudflare, "GET", f"/zones/{zone_id}/rulesets/phases/http_config_settings/entrypoint"
+    )
+    rules = [
+        {
+            k: v
+            for k, v in rule.items()
+            if k in ("expression", "action", "action_parameters", "description", "ref", "enabled")
+        }
+        | {"action_parameters": {**rule["action_parameters"], "ssl": mode}}
+        for rule in entry["rules"]
+    ]
+    cloudflare_call(world.cloudflare, "PUT", f"/zones/{zone_id}/rulesets/{entry['id']}", {"rules": rules})
+
+
+def test_the_chain_in_the_world(tmp_path: Path, toolchain: Path, world: LocalWorld) -> None:
+    project = ProjectCopy(tmp_path, toolchain, stack="world")
+    dns_before = world.cloudflare_dns.zones
+    sending_before = json.loads(json.dumps(world.sparkpost.state.sending_domains))
+    configure(project, world, "configuration-rule")
+
+    # 1. up: the zone is pending, nothing verifies, and the check names the missing delegation and the
+    #    records the move would lose.
+    project.up()
+    zone = world.cloudflare.zone_named(ZONE)
+    assert zone["status"] == "pending"
+    assert not any(world.sparkpost.state.domains[h]["status"]["verified"] for h in (TRACK, CLICK, MANAGED))
+    code, probes = check(project, world)
+    assert code == 1
+    delegation = probes[TRACK]["delegation"]
+    assert delegation["status"] == "fail" and all(ns in json.dumps(delegation) for ns in zone["name_servers"])
+    would_lose = " ".join(delegation["warnings"])
+    assert "MX" in would_lose and "_dmarc.example.com" in would_lose and "news.example.com" in would_lose
+
+    # 2. The registrar step, then up: verified (SparkPost's verify went through edge and tracker), default,
+    #    associated, the managed certificate issued; the check passes every probe.
+    world.registrar_step(ZONE)
+    project.up()
+    assert world.cloudflare.zone_named(ZONE)["status"] == "active"
+    domains = world.sparkpost.state.domains
+    assert all(domains[h]["status"]["verified"] for h in (TRACK, CLICK, MANAGED))
+    assert domains[TRACK]["default"] is True and domains[CLICK]["default"] is False
+    assert world.sparkpost.has_managed_certificate(MANAGED)  # issued once its CNAME reached V2
+    assert {d: world.sparkpost.state.sending_domains[d].get("tracking_domain") for d in SENDING} == dict.fromkeys(
+        SENDING, TRACK
+    )
+    code, probes = check(project, world)
+    failed = {h: {p: r["error"] for p, r in host.items() if r["status"] == "fail"} for h, host in probes.items()}
+    assert code == 0, failed
+    assert set(probes) == {TRACK, CLICK, MANAGED}
+
+    # 3. Out of band, the SSL rule turns Flexible: the check names the redirect loop, SparkPost's verify fails.
+    zone_id = zone["id"]
+    ssl_rule_to(world, zone_id, "flexible")
+    code, probes = check(project, world)
+    assert code == 1 and "redirect loop" in probes[TRACK]["http"]["error"]
+    assert verify(world, TRACK).status_code == 400
+
+    # 4. Full (strict): Cloudflare refuses SparkPost's certificate, 526.
+    ssl_rule_to(world, zone_id, "strict")
+    code, probes = check(project, world)
+    assert code == 1 and "526" in probes[TRACK]["http"]["summary"]
+
+    # 5. The next up puts the rule back (refresh sees the drift); then a record turned DNS-only out of band.
+    project.up("--refresh")
+    assert check(project, world)[0] == 0
+    world.cloudflare.set_record_proxied(zone_id, "click", False)
+    code, probes = check(project, world)
+    assert code == 1 and probes[CLICK]["dns"]["status"] == "fail"
+    assert probes[TRACK]["dns"]["status"] == "ok"
+
+    # 6. destroy: SparkPost's sending domains hold what they held before the stack, Cloudflare's name
+    #    servers serve no zone of the stack.
+    project.run("destroy", "--yes", "--refresh")
+    assert world.cloudflare.zones() == []
+    assert world.cloudflare_dns.zones == dns_before
+    assert world.sparkpost.state.sending_domains == sending_before
+    assert world.sparkpost.state.domains == {}
+
+
+def test_the_sandbox_runs_the_whole_job_and_leaves_nothing(toolchain: Path) -> None:
+    """README's run command, as a new user types it, exits 0 with every check probe passing."""
+    done = subprocess.run(
+        [str(ROOT / "tools" / "sandbox"), "--hosts", "2", "--managed", "--sending-domains"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("SPARKPOST_", "CLOUDFLARE_", "PULUMI_"))},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    steps = [line.split("] ", 1)[1] for line in lines if line.startswith("[")]
+    assert steps[0] == "world started" and steps[-2:] == ["pulumi destroy", "world stopped"]
+    assert any(step.startswith("registrar step") for step in steps)
+    assert "FAIL" not in done.stdout
+
+
+def test_a_bad_sandbox_option_is_one_line_and_exit_2() -> None:
+    done = subprocess.run(
+        [str(ROOT / "tools" / "sandbox"), "--hosts", "zero"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "--hosts" in done.stderr and "'zero'" in done.stderr
