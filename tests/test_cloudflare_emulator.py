@@ -1031,6 +1031,8 @@ def test_every_change_is_announced_and_nothing_else(cf: CloudflareEmulator) -> N
     changes: list[int] = []
     cf.on_change = lambda: changes.append(len(cf.log))
     zone_id = cf.add_zone(ZONE)
+    assert changes == [0]  # a zone seeded by hand is a change too
+    changes.clear()
     cloudflare_call(cf, "POST", f"/zones/{zone_id}/dns_records", CNAME)
     assert changes == [1]  # announced after the create, before its answer
     cloudflare_call(cf, "GET", f"/zones/{zone_id}/dns_records")
@@ -1044,3 +1046,16 @@ def test_every_change_is_announced_and_nothing_else(cf: CloudflareEmulator) -> N
     cf.set_record_proxied(zone_id, "track", False)
     assert changes == [1, 3]
     assert cf.records(zone_id)[0]["proxied"] is False
+
+
+def test_a_failing_change_hook_is_kept_as_an_emulator_error_and_the_answer_still_sent() -> None:
+    with CloudflareEmulator(CLOUDFLARE_TOKEN) as cf:
+
+        def broken() -> None:
+            raise ValueError("the world could not follow")
+
+        cf.on_change = broken
+        zone_id = cf.add_zone(ZONE)
+        created = cloudflare_call(cf, "POST", f"/zones/{zone_id}/dns_records", CNAME)
+        assert created["name"] == CNAME["name"]
+        assert len(cf.internal_errors) == 2 and "the world could not follow" in cf.internal_errors[-1]

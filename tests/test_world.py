@@ -10,7 +10,6 @@ without the toolchain, NSD or Unbound they fail, saying what to install.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -107,6 +106,14 @@ def check(project: ProjectCopy, world: LocalWorld) -> tuple[int, dict[str, dict[
     return done.returncode, {r["host"]: {p["probe"]: p for p in r["probes"]} for r in reports}
 
 
+def record_body(name: str, kind: str, value: str) -> dict[str, Any]:
+    """A DNS record as an operator adds it in the dashboard, from the check's `name TYPE value`."""
+    if kind == "MX":
+        priority, target = value.split()
+        return {"name": name, "type": kind, "content": target, "priority": int(priority), "ttl": 1}
+    return {"name": name, "type": kind, "content": f'"{value}"' if kind == "TXT" else value, "ttl": 1}
+
+
 def verify(world: LocalWorld, host: str) -> requests.Response:
     """SparkPost's verify, as an operator would call it by hand."""
     return requests.post(
@@ -149,6 +156,17 @@ def test_the_chain_in_the_world(tmp_path: Path, toolchain: Path, world: LocalWor
     assert delegation["status"] == "fail" and all(ns in json.dumps(delegation) for ns in zone["name_servers"])
     would_lose = " ".join(delegation["warnings"])
     assert "MX" in would_lose and "_dmarc.example.com" in would_lose and "news.example.com" in would_lose
+
+    # 1b. The cure the remedy names: copy those records into the Cloudflare zone; nothing is lost any more.
+    for warning in delegation["warnings"]:
+        if ": served now, missing from the Cloudflare zone" in warning:
+            name, kind, value = warning.split(": served now")[0].split(" ", 2)
+            cloudflare_call(
+                world.cloudflare, "POST", f"/zones/{zone['id']}/dns_records", record_body(name, kind, value)
+            )
+    code, probes = check(project, world)
+    assert not [w for w in probes[TRACK]["delegation"]["warnings"] if "missing from the Cloudflare zone" in w]
+    assert "records of the current name servers compared" in probes[TRACK]["delegation"]["summary"]
 
     # 2. The registrar step, then up: verified (SparkPost's verify went through edge and tracker), default,
     #    associated, the managed certificate issued; the check passes every probe.
@@ -194,29 +212,3 @@ def test_the_chain_in_the_world(tmp_path: Path, toolchain: Path, world: LocalWor
     assert world.cloudflare_dns.zones == dns_before
     assert world.sparkpost.state.sending_domains == sending_before
     assert world.sparkpost.state.domains == {}
-
-
-def test_the_sandbox_runs_the_whole_job_and_leaves_nothing(toolchain: Path) -> None:
-    """README's run command, as a new user types it, exits 0 with every check probe passing."""
-    done = subprocess.run(
-        [str(ROOT / "tools" / "sandbox"), "--hosts", "2", "--managed", "--sending-domains"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("SPARKPOST_", "CLOUDFLARE_", "PULUMI_"))},
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
-    steps = [line.split("] ", 1)[1] for line in lines if line.startswith("[")]
-    assert steps[0] == "world started" and steps[-2:] == ["pulumi destroy", "world stopped"]
-    assert any(step.startswith("registrar step") for step in steps)
-    assert "FAIL" not in done.stdout
-
-
-def test_a_bad_sandbox_option_is_one_line_and_exit_2() -> None:
-    done = subprocess.run(
-        [str(ROOT / "tools" / "sandbox"), "--hosts", "zero"], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1 and "--hosts" in done.stderr and "'zero'" in done.stderr

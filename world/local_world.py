@@ -129,7 +129,7 @@ def cloudflare_zone_lines(zone: dict[str, Any], records: Iterable[dict[str, Any]
         if kind == "CNAME" or kind == "NS":
             lines.append(f"{name} {ttl} IN {kind} {content.rstrip('.')}.")
         elif kind == "MX":
-            lines.append(f"{name} {ttl} IN MX {record.get('priority', 10)} {content.rstrip('.')}.")
+            lines.append(f"{name} {ttl} IN MX {int(record.get('priority') or 0)} {content.rstrip('.')}.")
         elif kind == "TXT":
             quoted = content if content.startswith('"') else '"' + content.replace('"', '\\"') + '"'
             lines.append(f"{name} {ttl} IN TXT {quoted}")

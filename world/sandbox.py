@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -106,14 +107,20 @@ class Steps:
         print(f"           {text}", flush=True)
 
 
-def missing_tools() -> str | None:
-    for tool in ("nsd", "unbound"):
-        if not (shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists()):
-            return f"{tool} is not installed: run `bash tools/install` (it installs NSD and Unbound from Debian)"
-    if os.geteuid() != 0:
+def installed(tool: str) -> bool:
+    return bool(shutil.which(tool)) or Path(f"/usr/sbin/{tool}").exists()
+
+
+def missing_tools(is_installed: Callable[[str], bool] = installed, euid: int | None = None) -> str | None:
+    """What keeps the world from starting here, in one sentence saying what to do; None when nothing."""
+    for tool, package in (("nsd", "NSD"), ("unbound", "Unbound")):
+        if not is_installed(tool):
+            return f"{package} is not installed: run `bash tools/install` (it installs NSD and Unbound from Debian)"
+    if (os.geteuid() if euid is None else euid) != 0:
         return (
             "the world's DNS servers need port 53 of loopback addresses (a delegation carries no port): run as "
-            "root, or inside a user and network namespace: `unshare --user --map-root-user --net tools/sandbox`"
+            "root, or in a user and network namespace: "
+            "`unshare --user --map-root-user --net sh -c 'ip link set lo up && tools/sandbox'`"
         )
     return None
 
@@ -122,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if (problem := missing_tools()) is not None:
         print(f"{PROG}: {problem}", file=sys.stderr)
-        return 2
+        return 1
     try:
         toolchain = toolchain_directory()
     except ToolchainMissingError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
-        return 2
+        return 1
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the world like Ctrl-C
     steps = Steps()
     workdir = Path(tempfile.mkdtemp(prefix="https-tracking-sandbox-"))
     sending = SENDING_DOMAINS if args.sending_domains else ()
