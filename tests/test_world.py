@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dns.resolver
 import pytest
 import requests
 from conftest import API_KEY, CLOUDFLARE_TOKEN, cloudflare_call
@@ -212,3 +213,36 @@ def test_the_chain_in_the_world(tmp_path: Path, toolchain: Path, world: LocalWor
     assert world.cloudflare_dns.zones == dns_before
     assert world.sparkpost.state.sending_domains == sending_before
     assert world.sparkpost.state.domains == {}
+
+
+def test_the_world_starts_alone_and_stops_on_sigterm() -> None:
+    """`python3 -m world.local_world`: the world without a stack, to drive by hand; SIGTERM stops it all."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "world.local_world", "--sending-domain", "example.com"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    printed: dict[str, str] = {}
+    try:
+        for line in process.stdout:
+            what, _, where = line.rstrip("\n").partition("  ")
+            printed[what.strip()] = where.strip()
+            if what == "check options":
+                break
+        host, port = printed["resolver"].split(":")
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers, resolver.port, resolver.lifetime = [host], int(port), 5
+        tracker = printed["click tracker, V2"].split(",")[0]
+        assert [r.to_text() for r in resolver.resolve("spgo.io", "A")] == [tracker]
+        assert [r.to_text() for r in resolver.resolve("example.com", "MX")] == ["10 mail.example.com."]
+        block = printed["registry"].rsplit(".", 2)[0] + "."
+        assert not nothing_listens_in(block)
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert nothing_listens_in(block)

@@ -329,3 +329,51 @@ class LocalWorld:
         except Exception:
             return False
         return any(t.rstrip(".").lower() in V2_TARGETS for t in targets)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python3 -m world.local_world [--domain D ...] [--sending-domain D ...]`: the world alone, serving
+    until Ctrl-C or SIGTERM; prints where each server is and the check command's options for it."""
+    import signal
+    import time
+
+    from world.loopback_api import OneLineParser
+
+    p = OneLineParser(prog="python3 -m world.local_world", description="the local world on loopback, until Ctrl-C")
+    p.add_argument("--domain", action="append", metavar="DOMAIN", help="a company domain (default example.com)")
+    p.add_argument("--sending-domain", action="append", default=[], metavar="DOMAIN", help="a SparkPost sending domain")
+    p.add_argument("--api-key", default="local-sparkpost-key", help="the SparkPost key the emulator accepts")
+    p.add_argument("--token", default="local-cloudflare-token", help="the Cloudflare token the emulator accepts")
+    args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        world = LocalWorld(
+            args.api_key, args.token, args.domain or ["example.com"], sending_domains=args.sending_domain
+        )
+    except RuntimeError as exc:
+        print(f"python3 -m world.local_world: {exc}", flush=True)
+        return 1
+    with world:
+        a = world.addresses
+        print(f"registry            {a.registry}:53 (root and TLDs)")
+        print(f"Cloudflare DNS      {a.cloudflare_dns}:53 ({', '.join(NAME_SERVER_HOSTS[:2])}, ...)")
+        print(f"old DNS, spgo.io    {a.elsewhere_dns}:53 ({', '.join(OLD_NAME_SERVERS)}, {SPARKPOST_NAME_SERVER})")
+        print(f"resolver            {world.resolver.nameserver}")
+        print(f"edge                {', '.join(a.edge)} (443, 80)")
+        print(f"click tracker, V2   {a.tracker}, {a.v2} (443, 80)")
+        print(f"SparkPost API       {world.sparkpost.url}")
+        print(f"Cloudflare API      {world.cloudflare.url}")
+        print(f"CA bundle           {world.ca.bundle_path}")
+        print(f"check options       {' '.join(world.check_options())}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
