@@ -7,7 +7,9 @@ heading that exist, and so does every section the code's comments and messages p
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
+import inspect
 import os
 import re
 import shlex
@@ -24,6 +26,22 @@ from packaging.specifiers import SpecifierSet
 
 from components.check.cli import EPILOG, parser
 from components.config import HOST_KEYS, STACK_KEYS, parse_settings
+from components.https_tracking import next_step
+from world import sandbox
+from world.click_tracker import TRACKER_NAMES, ClickTracker
+from world.cloudflare_emulator import NAME_SERVER_HOSTS
+from world.dns import AuthoritativeServer, RecursiveResolver
+from world.edge import Edge
+from world.local_world import (
+    OLD_NAME_SERVERS,
+    ROOT_SERVER,
+    SPARKPOST_NAME_SERVER,
+    V2_TARGETS,
+    Domain,
+    LocalWorld,
+    WorldAddresses,
+)
+from world.loopback_api import LoopbackApi
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -438,3 +456,195 @@ def test_every_reference_to_a_section_names_one_that_exists() -> None:
     assert {"Pull requests and deploys", "Which SSL rule", "The toolchain"} <= named  # the scan reached the code
     problems = {path: bad_references(text) for path, text in texts.items()}
     assert {path: found for path, found in problems.items() if found} == {}
+
+
+# --- the local world and tools/sandbox ---------------------------------------------------------------------
+
+LOCAL_WORLD = "local-world.md"
+SANDBOX_COMMAND = re.compile(r"tools/sandbox((?: --?[\w-]+(?:[ =][^\s`'|)\-][^\s`'|)]*)?)*)")
+BLOCK = "127.B."  # how docs/local-world.md writes a world's loopback block
+
+
+def sandbox_actions() -> list[argparse.Action]:
+    return list(sandbox.parser()._actions)  # argparse lists its options nowhere public
+
+
+def long_name(action: argparse.Action) -> str:
+    return max(action.option_strings, key=len)
+
+
+def usage_form(action: argparse.Action) -> str:
+    """How the docs write an option: `--hosts N`, `--ssl-rule page-rule|configuration-rule`, `--keep`."""
+    if action.nargs == 0:
+        return long_name(action)
+    if action.choices:
+        return f"{long_name(action)} {'|'.join(map(str, action.choices))}"
+    return f"{long_name(action)} {action.metavar or action.dest.upper()}"
+
+
+def table_rows(text: str, first_column: str) -> list[list[str]]:
+    """The rows of the Markdown table in `text` whose header starts with `first_column`: each row's cells,
+    stripped, an escaped `\\|` kept as `|`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_column} |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = re.split(r"(?<!\\)\|", line.strip()[1:-1])
+        rows.append([cell.strip().replace("\\|", "|") for cell in cells])
+    return rows
+
+
+def spans(cell: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def test_every_sandbox_option_the_pages_name_exists() -> None:
+    known = {name for action in sandbox_actions() for name in action.option_strings}
+    mentioned = {
+        str(path.relative_to(ROOT)): re.findall(r"--?[\w-]+", " ".join(SANDBOX_COMMAND.findall(path.read_text())))
+        for path in EVERY_PAGE
+    }
+    assert "--help" in mentioned["README.md"]  # the scan reads command lines with options
+    assert {page: set(names) - known for page, names in mentioned.items() if set(names) - known} == {}
+    assert SANDBOX_COMMAND.findall("`tools/sandbox --hosts 3 --keep`") == [" --hosts 3 --keep"]
+
+
+def test_the_readme_lists_the_sandbox_options_as_the_parser_has_them() -> None:
+    paragraph = next(p for p in README.split("\n\n") if p.startswith("`tools/sandbox` runs"))
+    listed = [form for form in spans(paragraph.replace("\n", " ")) if form.startswith("--")]
+    expected = [usage_form(a) for a in sandbox_actions() if not isinstance(a, argparse._HelpAction)]
+    assert listed == expected  # every option but --help, in the parser's order, with its metavar or choices
+
+
+def test_local_world_documents_every_sandbox_option_with_its_default() -> None:
+    rows = table_rows(section("`tools/sandbox`", page(LOCAL_WORLD)), "option")
+    documented = {spans(row[0])[0]: spans(row[1]) for row in rows}
+    # A flag (--managed, --keep, --help) has no default to name; an option names its own.
+    expected = {usage_form(a): [] if a.nargs == 0 else [str(a.default)] for a in sandbox_actions()}
+    assert "--hosts N" in expected and "--keep" in expected
+    assert documented == expected
+
+
+def world_server_rows() -> dict[str, list[str]]:
+    """docs/local-world.md's table of servers: server -> [what it is, address, port, names]."""
+    rows = table_rows(section("The servers and their addresses", page(LOCAL_WORLD)), "server")
+    return {row[0]: row[1:] for row in rows}
+
+
+def world_zone_addresses() -> dict[str, set[str]]:
+    """Name -> the A records the world's own zones give it (registry, old provider, Cloudflare's DNS),
+    read from LocalWorld's zone builders without starting a server."""
+    world = LocalWorld.__new__(LocalWorld)  # no __init__: that starts NSD, Unbound and the rest
+    world.addresses = WorldAddresses(BLOCK)
+    world.domains = {"example.com": Domain("example.com", ["example.com"])}
+    zones = {**world._registry_zones(), **world._elsewhere_zones(), **world._cloudflare_zones()}
+    found: dict[str, set[str]] = {}
+    for lines in zones.values():
+        for name, _ttl, _class, kind, *data in (line.split() for line in lines):
+            if kind == "A":
+                found.setdefault(name.rstrip("."), set()).add(data[0])
+    return found
+
+
+def default_of(function: Any, parameter: str) -> Any:
+    return inspect.signature(function).parameters[parameter].default
+
+
+def test_the_server_table_gives_the_addresses_and_ports_the_world_uses() -> None:
+    a = WorldAddresses(BLOCK)
+    dns_port = str(default_of(AuthoritativeServer, "port"))
+    edge_ports = f"{default_of(Edge, 'https_port')}, {default_of(Edge, 'http_port')}"
+    tracker_ports = f"{default_of(ClickTracker, 'https_port')}, {default_of(ClickTracker, 'http_port')}"
+    assert "port" not in inspect.signature(RecursiveResolver).parameters  # it takes a free high port itself
+    assert default_of(LoopbackApi, "port") == 0  # 0: any free port
+    any_free = "any free"
+    expected = {
+        "registry": ([a.registry], dns_port),
+        "Cloudflare's name servers": ([a.cloudflare_dns], dns_port),
+        "old DNS provider, and spgo.io's": ([a.elsewhere_dns], dns_port),
+        "resolver": ([default_of(RecursiveResolver, "address")], any_free),
+        "edge": (list(a.edge), edge_ports),
+        "click tracker": ([a.tracker], tracker_ports),
+        "V2 endpoint": ([a.v2], tracker_ports),
+        "SparkPost API": (["127.0.0.1"], any_free),
+        "Cloudflare API": (["127.0.0.1"], any_free),
+    }
+    documented = {server: (spans(cells[1]), cells[2]) for server, cells in world_server_rows().items()}
+    assert documented == expected
+    # LocalWorld starts every server on those defaults: it passes no port of its own.
+    assert not re.search(r"\b\w*port\s*=", inspect.getsource(LocalWorld._start))
+    # Every address WorldAddresses has is in the table, or (the edge's network) on the page.
+    properties = [name for name, value in vars(WorldAddresses).items() if isinstance(value, property)]
+    assert len(properties) == 7
+    given = {address for addresses, _port in documented.values() for address in addresses}
+    for name in properties:
+        value = getattr(a, name)
+        assert set(value if isinstance(value, tuple) else [value]) <= given or f"`{value}`" in page(LOCAL_WORLD), name
+
+
+def test_the_names_in_the_server_table_lead_to_their_server() -> None:
+    a_records = world_zone_addresses()
+    rows = world_server_rows()
+    named = {name: server for server, cells in rows.items() for name in spans(cells[3])}
+    constants = [ROOT_SERVER, *OLD_NAME_SERVERS, SPARKPOST_NAME_SERVER, *V2_TARGETS, *TRACKER_NAMES]
+    assert set(constants) | {NAME_SERVER_HOSTS[0], NAME_SERVER_HOSTS[-1]} <= set(named)
+    for name, server in named.items():
+        assert a_records.get(name), f"{name} ({server}) has no A record in the world's zones"
+        assert a_records[name] <= set(spans(rows[server][1])), f"{name} leads elsewhere than the {server}"
+
+
+def test_readme_prerequisites_name_every_package_tools_install_installs() -> None:
+    install = (ROOT / "tools" / "install").read_text()
+    packages = {
+        package
+        for line in re.findall(r"\bapt_install((?: [a-z0-9][a-z0-9.+-]*)+)\s*$", install, re.MULTILINE)
+        for package in line.split()
+    }
+    assert {"nsd", "unbound"} <= packages  # the scan found the installs
+    prerequisites = section("Prerequisites")
+    named = {
+        package for command in re.findall(r"`apt-get install ([^`]+)`", prerequisites) for package in command.split()
+    }
+    assert packages <= named, f"tools/install installs {sorted(packages - named)}, which Prerequisites does not name"
+    assert "**NSD**" in prerequisites and "**Unbound**" in prerequisites
+
+
+# --- the registrar step's sample and the check's permissions -----------------------------------------------
+
+
+def test_the_registrar_steps_sample_next_steps_is_what_the_program_says() -> None:
+    first = section("First `pulumi up`, the registrar, the next `pulumi up`", page("registrar-step.md"))
+    block = first.split("```\n", 2)[1]
+    (sample,) = re.findall(r'nextSteps\s*: \{ example\.com: "(.*?)" \}', block, re.DOTALL)
+    (servers,) = re.findall(r"nameServers: \{ example\.com: \[([^\]]*)\] \}", block)
+    name_servers = re.findall(r'"([^"]+)"', servers)
+    said = next_step("example.com", "pending", name_servers, {"track.example.com": "pending"}, stack="dev")
+    assert " ".join(sample.split()) == said
+
+
+def epilog_variables() -> dict[str, str]:
+    """The check's --help epilog, environment section: variable -> its text on one line."""
+    environment = EPILOG.split("environment:\n", 1)[1].split("\n\n", 1)[0]
+    found: dict[str, str] = {}
+    for line in environment.splitlines():
+        if match := re.match(r"  ([A-Z_]+)\s+(.*)", line):
+            name = match.group(1)
+            found[name] = match.group(2)
+        else:
+            found[name] += " " + line.strip()
+    return found
+
+
+def test_the_variables_table_names_every_permission_the_help_names() -> None:
+    table = {
+        spans(row[0])[0]: row[1]
+        for row in table_rows(section("The check command", page("drift-and-health.md")), "environment variable")
+    }
+    needs = {
+        name: re.findall(r"((?:[A-Z][a-z]+ )*[A-Z][A-Za-z]+): Read", text) for name, text in epilog_variables().items()
+    }
+    assert "DNS" in needs["CLOUDFLARE_API_TOKEN"] and "Sending Domains" in needs["SPARKPOST_API_KEY"]
+    missing = {name: [p for p in permissions if f"{p}: Read" not in table[name]] for name, permissions in needs.items()}
+    assert {name: found for name, found in missing.items() if found} == {}
