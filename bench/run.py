@@ -2,8 +2,8 @@
 measured in the same run. Prints one table, headed by the machine (CPU model, cores, Python, OpenSSL);
 each row with repeats says how they spread (best, median, worst). Run it holding the machine's lock:
 `flock /tmp/heavy.lock .venv/bin/python bench/run.py [--quick] [--only a,e]` (--help: usage).
-Needs the test requirements (requirements-dev.txt) and NSD, as the tests do, and for (f) the Pulumi
-toolchain (tools/pulumi-toolchain; `bash tools/install` installs all of it).
+Needs the test requirements (requirements-dev.txt) and NSD, as the tests do, for (f) and (h) the Pulumi
+toolchain (tools/pulumi-toolchain), and for (h) Unbound too (`bash tools/install` installs all of it).
 
 A row with a target that it misses is marked MISSED, listed under the table, and makes the run exit 1
 (`row(..., target=(measured, limit))`). --quick measures each figure once instead of best of 3;
@@ -23,6 +23,10 @@ A row with a target that it misses is marked MISSED, listed under the table, and
     dynamic-provider host).
 (g) verifyTimeout shared by a whole `pulumi up`: N unverified hosts updated at once through the provider
     host vs one such host alone, and an unrelated call made while they wait vs the same call idle.
+(h) `tools/sandbox`, the program's whole job in the local world (world up, pulumi up, registrar step,
+    pulumi up, check, destroy), by its own closing line: its time in all (target <= 60 s), and that
+    against the sum of its `pulumi` commands (the world's own overhead); default options, and in full
+    mode once with --hosts 2 --managed --sending-domains. About 4-5 minutes (--quick: about 2).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import ipaddress
 import json
 import os
 import platform
+import re
 import ssl
 import statistics
 import subprocess
@@ -54,7 +59,7 @@ if TYPE_CHECKING:  # imported where a section runs: `--help` and `--only` answer
 KEY = "bench-key-0123456789"
 ROWS: list[tuple[str, str, str, str, str]] = []  # section, measure, value, against the floor / target, spread
 MISSED: list[str] = []  # the rows that missed their target
-SECTIONS = "abcdefg"
+SECTIONS = "abcdefgh"
 
 
 def row(
@@ -469,6 +474,127 @@ def shared_verification_wait(n: int = 16, timeout: float = 2.0) -> None:
     )
 
 
+SANDBOX = ROOT / "tools" / "sandbox"
+SANDBOX_VARIANT = ("--hosts", "2", "--managed", "--sending-domains")
+# What world/sandbox.py prints last: `tools/sandbox: 54.0 s in all, 52.8 s of it in pulumi commands`.
+SANDBOX_LINE = re.compile(
+    r"tools/sandbox: (?P<total>\d+(?:\.\d+)?) s in all, (?P<pulumi>\d+(?:\.\d+)?) s of it in pulumi commands"
+)
+SANDBOX_TOTAL_LIMIT = 60.0  # seconds: issue 18, `tools/sandbox` as a new user types it
+# Outside its pulumi commands the sandbox starts and stops the world and runs the check twice: 1.03 x
+# measured here (default options and the larger run alike), so 1.1 x leaves room for a slow moment.
+SANDBOX_OVERHEAD_LIMIT = 1.1
+
+
+class SandboxError(RuntimeError):
+    """tools/sandbox failed, or its closing line is not the one bench/run.py reads."""
+
+
+@dataclass(frozen=True)
+class SandboxRun:
+    total: float  # the sandbox's own figure: from before the world starts to after it stops
+    pulumi: float  # the sum of the pulumi commands it ran
+    process: float = 0.0  # the whole process as the benchmark timed it (start-up and toolchain lookup too)
+
+    @property
+    def overhead(self) -> float:
+        """The run against its pulumi commands alone: what the world and the check add."""
+        return self.total / self.pulumi
+
+
+def sandbox_times(stdout: str) -> SandboxRun:
+    """The figures of the sandbox's closing line (the last line of its output that is not blank)."""
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    match = SANDBOX_LINE.fullmatch(last)
+    if match is None:
+        raise SandboxError(
+            "tools/sandbox did not end with 'tools/sandbox: T s in all, P s of it in pulumi commands';"
+            f" its last line was {last!r}"
+        )
+    total, pulumi = float(match["total"]), float(match["pulumi"])
+    if not 0 < pulumi <= total:
+        raise SandboxError(
+            f"tools/sandbox's closing line {last!r}: its pulumi commands must take more than 0 s"
+            f" and at most the {total} s in all"
+        )
+    return SandboxRun(total, pulumi)
+
+
+def timed_sandbox(*options: str, command: Path = SANDBOX, timeout: float = 600) -> SandboxRun:
+    """One run of `tools/sandbox OPTIONS`, or SandboxError with the end of what it printed."""
+    name = " ".join(["tools/sandbox" if command == SANDBOX else str(command), *options])
+    started = time.perf_counter()
+    with subprocess.Popen(
+        [str(command), *options],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_environment(),
+    ) as sandbox:
+        try:
+            stdout, stderr = sandbox.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SIGTERM, not the SIGKILL of subprocess.run: the sandbox then stops its world (NSD, Unbound,
+            # the emulators), which would otherwise outlive it when it runs as root.
+            sandbox.terminate()
+            try:
+                stdout, stderr = sandbox.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                sandbox.kill()
+                stdout, stderr = sandbox.communicate()
+            raise SandboxError(f"{name} took over {timeout:g} s; stopped. It ended:\n{_tail(stdout, stderr)}") from None
+    process = time.perf_counter() - started
+    if sandbox.returncode != 0:
+        raise SandboxError(f"{name} exited {sandbox.returncode}; it ended:\n{_tail(stdout, stderr)}")
+    run = sandbox_times(stdout)
+    return SandboxRun(run.total, run.pulumi, process)
+
+
+def _tail(stdout: str, stderr: str, lines: int = 15) -> str:
+    return "\n".join((stdout + stderr).strip().splitlines()[-lines:])
+
+
+def sandbox_rows(options: Sequence[str], runs: Sequence[SandboxRun], *, total_limit: float | None) -> None:
+    """(h) Two rows for one set of options: the fastest run's time in all, and how much of it lay
+    outside its pulumi commands, with the spread of all the runs."""
+    best = min(runs, key=lambda run: run.total)
+    name = " ".join(["tools/sandbox", *options])
+    limit = f" (target <= {total_limit:g} s)" if total_limit is not None else ""
+    row(
+        "h",
+        f"{name}, in all",
+        f"{best.total:.1f} s",
+        f"{best.pulumi:.1f} s of it in pulumi commands; the process {best.process:.1f} s{limit}",
+        spread=spread_of([run.total for run in runs], digits=1),
+        target=(best.total, total_limit) if total_limit is not None else None,
+    )
+    row(
+        "h",
+        f"{name}, outside pulumi commands",
+        f"{best.total - best.pulumi:.1f} s",
+        f"{best.overhead:.2f} x the sum of its pulumi commands ({best.pulumi:.1f} s)"
+        f" (target <= {SANDBOX_OVERHEAD_LIMIT:g})",
+        spread=spread_of([run.overhead for run in runs], unit=" x"),
+        target=(best.overhead, SANDBOX_OVERHEAD_LIMIT),
+    )
+
+
+def local_world_sandbox(repeats: int, larger: bool) -> None:
+    """(h) tools/sandbox with default options `repeats` times, then (`larger`) once with more hosts.
+    The 60 s target is the default run's, what a new user types; the larger run is reported without
+    one (it does more: three hosts, one managed, sending domains)."""
+    # One untimed run first, as every section does: it brings the CLI, its plugins, NSD and Unbound into
+    # the page cache. It cannot write the project's bytecode for the next run, as the others' warm-ups
+    # do: each run copies the project to a new directory, so each compiles components/ as a user's first
+    # `pulumi up` would. At 40-60 s a run, a full (h) is 5 runs, 4-5 minutes; --quick is 2.
+    timed_sandbox()
+    sandbox_rows([], [timed_sandbox() for _ in range(repeats)], total_limit=SANDBOX_TOTAL_LIMIT)
+    if larger:
+        sandbox_rows(SANDBOX_VARIANT, [timed_sandbox(*SANDBOX_VARIANT)], total_limit=None)
+
+
 USAGE = f"""\
 usage: python bench/run.py [--quick] [--only SECTIONS]
 
@@ -480,6 +606,9 @@ options:
   -h, --help        print this text and exit
   --quick           measure each figure once instead of best of 3, program sizes up to 100 hosts
   --only SECTIONS   run only these sections, e.g. --only a,e (letters {SECTIONS[0]}-{SECTIONS[-1]}, comma-separated)
+
+Sections f and h need the Pulumi toolchain, h also Unbound (bash tools/install); h runs tools/sandbox
+5 times, 4-5 minutes (--quick: twice).
 """
 
 
@@ -565,9 +694,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         real_engine([1, 10, 100], repeats)
     if "g" in only:
         shared_verification_wait()
+    if "h" in only:
+        local_world_sandbox(repeats, larger=not quick)
     print(f"machine: {header}")
     if quick:
-        print("--quick: every figure measured once (not best of 3), program sizes up to 100 hosts")
+        print(
+            "--quick: every figure measured once (not best of 3), program sizes up to 100 hosts,"
+            " tools/sandbox with default options only"
+        )
     if only != SECTIONS:
         print(f"--only: sections {', '.join(only)}")
     print(render_table(ROWS))

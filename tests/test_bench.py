@@ -91,14 +91,14 @@ def test_help_prints_the_usage_and_runs_nothing() -> None:
     [
         (["--bogus"], "run.py: unknown option '--bogus': see python bench/run.py --help"),
         (["--quick", "extra"], "run.py: unknown option 'extra': see python bench/run.py --help"),
-        (["--only"], "run.py: --only needs a list of sections, e.g. --only a,e (sections abcdefg)"),
+        (["--only"], "run.py: --only needs a list of sections, e.g. --only a,e (sections abcdefgh)"),
         (
             ["--only", "a,z"],
-            "run.py: --only 'a,z': 'z' is not a section; give letters of abcdefg separated by commas, e.g. --only a,e",
+            "run.py: --only 'a,z': 'z' is not a section; give letters of abcdefgh separated by commas, e.g. --only a,e",
         ),
         (
             ["--only=ae"],
-            "run.py: --only 'ae': 'ae' is not a section; give letters of abcdefg separated by commas, e.g. --only a,e",
+            "run.py: --only 'ae': 'ae' is not a section; give letters of abcdefgh separated by commas, e.g. --only a,e",
         ),
     ],
 )
@@ -109,8 +109,8 @@ def test_a_mistake_in_the_options_exits_2_with_one_line(args: list[str], line: s
 
 def test_only_and_quick_choose_what_runs() -> None:
     bench = load_bench()
-    assert bench.parse_options([]) == bench.Options(quick=False, sections="abcdefg")
-    assert bench.parse_options(["--quick"]) == bench.Options(quick=True, sections="abcdefg")
+    assert bench.parse_options([]) == bench.Options(quick=False, sections="abcdefgh")
+    assert bench.parse_options(["--quick"]) == bench.Options(quick=True, sections="abcdefgh")
     assert bench.parse_options(["--only", "e,a"]).sections == "ae"  # in the table's order
     assert bench.parse_options(["--only=f", "--quick"]) == bench.Options(quick=True, sections="f")
     assert bench.parse_options(["--only", " B , c "]).sections == "bc"
@@ -128,6 +128,7 @@ def test_only_runs_the_chosen_sections(monkeypatch: pytest.MonkeyPatch, capsys: 
         "check_command": "e",
         "real_engine": "f",
         "shared_verification_wait": "g",
+        "local_world_sandbox": "h",
     }
     for name, letters in sections.items():
         monkeypatch.setattr(bench, name, lambda *_, letters=letters, **__: ran.append(letters))
@@ -137,7 +138,10 @@ def test_only_runs_the_chosen_sections(monkeypatch: pytest.MonkeyPatch, capsys: 
     assert "--only: sections a, e" in out and "--quick:" in out
     ran.clear()
     assert bench.main([]) == 0
-    assert ran == ["a", "bc", "d", "e", "e", "f", "g"]
+    assert ran == ["a", "bc", "d", "e", "e", "f", "g", "h"]
+    ran.clear()
+    assert bench.main(["--only", "h"]) == 0
+    assert ran == ["h"]
 
 
 def test_the_table_names_the_machine_and_each_rows_repeats(capsys: pytest.CaptureFixture[str]) -> None:
@@ -185,3 +189,136 @@ def test_the_check_starts_without_what_only_some_checks_need() -> None:
     assert "components.check.cli" in imported and "dns.resolver" in imported  # the listing is real
     late = ("yaml", "components.config", "subprocess", "concurrent.futures.thread", "difflib")
     assert sorted(m for m in imported if m in late or m.split(".")[0] == "yaml") == []
+
+
+SANDBOX_OUTPUT = """\
+[   0.2 s] world started
+[  16.5 s] pulumi up (preview, then up --yes)
+1 of 1 hosts OK
+[  39.2 s] pulumi destroy
+[  39.3 s] world stopped
+tools/sandbox: 54.0 s in all, 52.8 s of it in pulumi commands
+"""
+
+
+def test_the_sandbox_row_reads_the_sandboxs_closing_line() -> None:
+    bench = load_bench()
+    run = bench.sandbox_times(SANDBOX_OUTPUT + "\n")  # a blank line after it changes nothing
+    assert (run.total, run.pulumi) == (54.0, 52.8)
+    assert run.overhead == pytest.approx(54.0 / 52.8)
+    assert bench.sandbox_times("tools/sandbox: 7 s in all, 7 s of it in pulumi commands").overhead == 1.0
+
+
+@pytest.mark.parametrize(
+    ("output", "error"),
+    [
+        (
+            SANDBOX_OUTPUT.replace("54.0 s in all", "54.0s in all"),
+            "tools/sandbox did not end with 'tools/sandbox: T s in all, P s of it in pulumi commands'; its last line"
+            " was 'tools/sandbox: 54.0s in all, 52.8 s of it in pulumi commands'",
+        ),
+        (  # a world that failed before the stack existed prints no closing line
+            "[   0.2 s] world stopped\n",
+            "tools/sandbox did not end with 'tools/sandbox: T s in all, P s of it in pulumi commands'; its last line"
+            " was '[   0.2 s] world stopped'",
+        ),
+        (
+            "",
+            "tools/sandbox did not end with 'tools/sandbox: T s in all, P s of it in pulumi commands'; its last line"
+            " was ''",
+        ),
+        (
+            "tools/sandbox: 50.0 s in all, 52.8 s of it in pulumi commands",
+            "tools/sandbox's closing line 'tools/sandbox: 50.0 s in all, 52.8 s of it in pulumi commands': its"
+            " pulumi commands must take more than 0 s and at most the 50.0 s in all",
+        ),
+        (
+            "tools/sandbox: 3.0 s in all, 0.0 s of it in pulumi commands",
+            "tools/sandbox's closing line 'tools/sandbox: 3.0 s in all, 0.0 s of it in pulumi commands': its"
+            " pulumi commands must take more than 0 s and at most the 3.0 s in all",
+        ),
+    ],
+)
+def test_a_malformed_closing_line_is_a_clear_error(output: str, error: str) -> None:
+    bench = load_bench()
+    with pytest.raises(bench.SandboxError) as raised:
+        bench.sandbox_times(output)
+    assert str(raised.value) == error
+
+
+def fake_sandbox(tmp_path: Path, script: str) -> Path:
+    path = tmp_path / "fake-sandbox"
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_a_sandbox_run_is_timed_and_read(tmp_path: Path) -> None:
+    bench = load_bench()
+    command = fake_sandbox(
+        tmp_path, 'echo "options: $*"; sleep 0.2; echo "tools/sandbox: 9.5 s in all, 9.0 s of it in pulumi commands"'
+    )
+    run = bench.timed_sandbox("--hosts", "2", command=command)
+    assert (run.total, run.pulumi) == (9.5, 9.0)
+    assert 0.2 <= run.process < 9.5  # timed by the benchmark, not read from the line
+
+
+def test_a_failed_sandbox_run_says_how_it_ended(tmp_path: Path) -> None:
+    bench = load_bench()
+    command = fake_sandbox(tmp_path, "echo '[   0.2 s] world started'; echo 'pulumi up exited 255' >&2; exit 1")
+    with pytest.raises(bench.SandboxError) as raised:
+        bench.timed_sandbox("--managed", command=command)
+    assert (
+        str(raised.value) == f"{command} --managed exited 1; it ended:\n[   0.2 s] world started\npulumi up exited 255"
+    )
+
+
+def test_a_sandbox_run_that_hangs_is_stopped_with_sigterm(tmp_path: Path) -> None:
+    # SIGTERM lets the real sandbox stop its world; the fake says it got one.
+    bench = load_bench()
+    command = fake_sandbox(
+        tmp_path, "trap 'echo stopped by TERM; kill $!; exit 143' TERM; echo waiting; sleep 30 >/dev/null & wait"
+    )
+    with pytest.raises(bench.SandboxError) as raised:
+        bench.timed_sandbox(command=command, timeout=0.5)
+    assert str(raised.value) == f"{command} took over 0.5 s; stopped. It ended:\nwaiting\nstopped by TERM"
+
+
+def test_the_sandbox_rows_hold_the_target_and_the_spread(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load_bench()
+    runs = [bench.SandboxRun(44.0, 40.0, 46.0), bench.SandboxRun(42.0, 40.0, 44.5), bench.SandboxRun(57.0, 57.0, 59.0)]
+    bench.sandbox_rows([], runs, total_limit=60.0)
+    bench.sandbox_rows(["--hosts", "2"], [bench.SandboxRun(61.0, 50.0, 63.0)], total_limit=None)
+    assert bench.ROWS == [
+        (
+            "h",
+            "tools/sandbox, in all",
+            "42.0 s",  # the fastest run's figures, in both rows
+            "40.0 s of it in pulumi commands; the process 44.5 s (target <= 60 s)",
+            "3 runs: best 42.0, median 44.0, worst 57.0 s",
+        ),
+        (
+            "h",
+            "tools/sandbox, outside pulumi commands",
+            "2.0 s",
+            "1.05 x the sum of its pulumi commands (40.0 s) (target <= 1.1)",
+            "3 runs: best 1.00, median 1.05, worst 1.10 x",
+        ),
+        (
+            "h",
+            "tools/sandbox --hosts 2, in all",
+            "61.0 s",
+            "50.0 s of it in pulumi commands; the process 63.0 s",
+            "1 run",
+        ),
+        (
+            "h",
+            "tools/sandbox --hosts 2, outside pulumi commands",
+            "11.0 s",
+            "1.22 x the sum of its pulumi commands (50.0 s) (target <= 1.1)  <<< MISSED",
+            "1 run",
+        ),
+    ]
+    assert bench.MISSED == ["h tools/sandbox --hosts 2, outside pulumi commands: 1.22, target <= 1.1"]
+    bench.sandbox_rows([], [bench.SandboxRun(60.5, 59.0, 61.0)], total_limit=60.0)
+    assert bench.MISSED[-1] == "h tools/sandbox, in all: 60.50, target <= 60"
