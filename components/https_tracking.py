@@ -17,6 +17,7 @@ import pulumi_cloudflare as cloudflare
 
 from components.hostnames import HostnameError, normalize_host
 from components.https_tracking_args import HttpsTrackingArgs, TrackingHostArgs
+from components.sparkpost.certificates import is_certificate_message
 from components.sparkpost.sending_domain_tracking import SendingDomainTracking, SendingDomainTrackingArgs
 from components.sparkpost.tracking_domain import TrackingDomain, TrackingDomainArgs
 
@@ -353,13 +354,21 @@ def next_step(
             "servers serve that the Cloudflare zone lacks (MX, SPF, DKIM, DMARC), which would stop resolving. "
             f"When `dig {zone} NS` shows the new name servers, run `pulumi up` again to verify the tracking hosts."
         )
-    waiting = sorted(domain for domain, message in messages.items() if message)
+    waiting = sorted(d for d, message in messages.items() if message and not is_certificate_message(message))
+    issuing = sorted(d for d, message in messages.items() if message and is_certificate_message(message))
+    said = []
     if waiting:
-        return (
-            f"Zone {zone} is {status}; waiting for SparkPost to verify {', '.join(waiting)}. When "
-            f"https://{waiting[0]}/f/a/b/c/d answers 302, run `pulumi up` again (or set verifyTimeout)."
-            + _unused_note(unused)
+        said.append(
+            f"waiting for SparkPost to verify {', '.join(waiting)}. When https://{waiting[0]}/f/a/b/c/d answers "
+            "302, run `pulumi up` again (or set verifyTimeout)."
         )
+    if issuing:
+        said.append(
+            f"{', '.join(issuing)} {'is' if len(issuing) == 1 else 'are'} verified; waiting for SparkPost's managed "
+            "certificate (about 15 minutes): run `pulumi up` again to follow it (or set verifyTimeout)."
+        )
+    if said:
+        return f"Zone {zone} is {status}; " + " ".join(said) + _unused_note(unused)
     return f"Done: HTTPS tracking is live for {', '.join(sorted(messages))}." + _unused_note(unused)
 
 

@@ -25,6 +25,7 @@ from pulumi_mocks import (
 
 from components.https_tracking import HttpsTracking, ZoneMismatchError, next_step
 from components.https_tracking_args import HttpsTrackingArgs, TrackingHostArgs
+from components.sparkpost.certificates import pending_message
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 ZONE_ID = "fedcba9876543210fedcba9876543210"
@@ -283,6 +284,17 @@ def test_next_step_says_what_to_do() -> None:
     assert "https://track.example.com/f/a/b/c/d answers 302" in waiting
     done = next_step("example.com", "active", NAME_SERVERS, {"track.example.com": ""})
     assert done == "Done: HTTPS tracking is live for track.example.com."
+
+
+def test_next_step_tells_a_pending_certificate_from_a_pending_verification() -> None:
+    certificate = pending_message("go.example.com", {"tls_status": "pending"}, None)
+    issuing = next_step("example.com", "active", NAME_SERVERS, {"go.example.com": certificate, "t.example.com": ""})
+    assert "verify" not in issuing.split("go.example.com")[0]
+    assert "go.example.com is verified; waiting for SparkPost's managed certificate" in issuing
+    both = next_step(
+        "example.com", "active", NAME_SERVERS, {"go.example.com": certificate, "track.example.com": "not verified yet"}
+    )
+    assert "waiting for SparkPost to verify track.example.com." in both and "go.example.com is verified" in both
 
 
 # --- sending domains associated with their tracking host (issue 13) ---------------------------------

@@ -67,6 +67,14 @@ def follow(client: SparkPostClient, domain: str, timeout: float, waits: SharedWa
     return waits.poll(attempt, timeout, first_wait=FIRST_WAIT, max_wait=MAX_WAIT)
 
 
+PENDING_PREFIX = "The managed certificate for "  # how every message of pending_message begins
+
+
+def is_certificate_message(message: str) -> bool:
+    """Whether a tracking domain's pending message is about its managed certificate (it is verified)."""
+    return message.startswith(PENDING_PREFIX)
+
+
 def pending_message(domain: str, state: dict[str, Any], reason: str | None) -> str:
     """What the operator reads while the certificate is not valid ("" once it is)."""
     status = state.get("tls_status") or "not enabled"
@@ -76,11 +84,11 @@ def pending_message(domain: str, state: dict[str, Any], reason: str | None) -> s
     if status in ("failed", "expired"):
         code = state.get("certificate_error") or "unknown"
         return (
-            f"The managed certificate for {domain} is {status} (error {code}).{said} Check the CNAME points, "
+            f"{PENDING_PREFIX}{domain} is {status} (error {code}).{said} Check the CNAME points, "
             "DNS-only, at v2.spgo.io (EU: eu.v2.spgo.io) and that no CAA record excludes letsencrypt.org; then "
             "run `pulumi up` again, or `python -m components check " + domain + " --managed`."
         )
     return (
-        f"The managed certificate for {domain} is {status}.{said} Issuance takes about 15 minutes once the "
+        f"{PENDING_PREFIX}{domain} is {status}.{said} Issuance takes about 15 minutes once the "
         "domain is verified; run `pulumi up` again to follow it (or set verifyTimeout)."
     )
