@@ -3,12 +3,15 @@ with literal inputs: no config parsing, no validation, no component. Run by prog
 runpy under mocks, and as the __main__.py of a project copy by the real engine (bench section f).
 N comes from BARE_HOSTS; the SparkPost API URL from BARE_API_URL (the real one by default)."""
 
+import gc
 import os
 
-import pulumi
-import pulumi_cloudflare as cloudflare
+gc.disable()  # as __main__.py does: the floor registers under the same collector setting as the program
 
-from components.sparkpost.tracking_domain import TrackingDomain, TrackingDomainArgs
+import pulumi  # noqa: E402
+import pulumi_cloudflare as cloudflare  # noqa: E402
+
+from components.sparkpost.tracking_domain import TrackingDomain, TrackingDomainArgs  # noqa: E402
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 n = int(os.environ["BARE_HOSTS"])

@@ -7,6 +7,7 @@ the API key and the Cloudflare token; a test whose report contains either fails,
 from __future__ import annotations
 
 import functools
+import gc
 import secrets
 import sys
 from collections.abc import Generator, Iterator
@@ -46,6 +47,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if leaked:
         report.outcome = "failed"
         report.longrepr = f"a secret (SparkPost API key or Cloudflare token) appeared in: {', '.join(leaked)}"
+
+
+@pytest.fixture(autouse=True)
+def cyclic_collector_back_on() -> Iterator[None]:
+    """__main__.py turns the cyclic collector off for its short run; a test that runs it in this process
+    must not leave the rest of the session without one."""
+    yield
+    gc.enable()
 
 
 @pytest.fixture
