@@ -139,52 +139,64 @@ def main(argv: list[str] | None = None) -> int:
     steps = Steps()
     workdir = Path(tempfile.mkdtemp(prefix="https-tracking-sandbox-"))
     sending = SENDING_DOMAINS if args.sending_domains else ()
-    project: TimedProject | None = None
-    world = steps.run(
-        "world started", lambda: LocalWorld(SPARKPOST_KEY, CLOUDFLARE_TOKEN, [ZONE], sending_domains=sending)
-    )
+    project = TimedProject(workdir, toolchain, stack="sandbox")
+    world: LocalWorld | None = None
     try:
-        a = world.addresses
-        steps.say(
-            f"registry {a.registry}, Cloudflare DNS {a.cloudflare_dns}, old DNS {a.elsewhere_dns}, resolver "
-            f"{world.resolver.nameserver}, edge {' '.join(a.edge)}, click tracker {a.tracker}, V2 {a.v2}"
+        world = steps.run(
+            "world started", lambda: LocalWorld(SPARKPOST_KEY, CLOUDFLARE_TOKEN, [ZONE], sending_domains=sending)
         )
-        project = TimedProject(workdir, toolchain, stack="sandbox")
-        hosts = hosts_for(args.hosts, args.managed)
-        steps.run("stack configured", lambda: configure(project, world, hosts, args))
-        steps.run("pulumi up (preview, then up --yes)", project.up)
-        show_next_steps(steps, project)
-        before = steps.run("check command, before the registrar step", lambda: run_check(project, world, "--json"))
-        show_delegation(steps, before)
-        steps.run(
-            f"registrar step: {ZONE} delegated to its Cloudflare name servers", lambda: world.registrar_step(ZONE)
-        )
-        steps.run("pulumi up again", project.up)
-        show_next_steps(steps, project)
-        check = steps.run("check command", lambda: run_check(project, world))
-        print(check.stdout, end="", flush=True)
-        if check.returncode != 0:
-            print(check.stderr, end="", file=sys.stderr)
-        if args.keep:
-            print_environment(project, world)
-            wait_for_interrupt()
-        else:
-            steps.run("pulumi destroy", lambda: project.run("destroy", "--yes"))
-        return 0 if check.returncode == 0 else 1
+        return run_job(steps, world, project, args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; stopping the world", file=sys.stderr)
         return 130
+    except subprocess.TimeoutExpired as err:
+        print(
+            f"{PROG}: `{shlex.join(map(str, err.cmd[:3]))} ...` took over {err.timeout:g} s; stopping", file=sys.stderr
+        )
+        return 1
     except AssertionError as err:  # a pulumi command failed: its output says why
         print(f"{PROG}: {err}", file=sys.stderr)
         return 1
+    except RuntimeError as err:  # a server of the world would not start: it says why
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 1
     finally:
-        world.close()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        if world is not None:
+            world.close()
+            print(f"[{time.monotonic() - steps.started:6.1f} s] world stopped", flush=True)
         shutil.rmtree(workdir, ignore_errors=True)
-        print(f"[{time.monotonic() - steps.started:6.1f} s] world stopped", flush=True)
-        if project is not None:
-            print(
-                f"{PROG}: {time.monotonic() - steps.started:.1f} s in all, {project.pulumi_seconds:.1f} s of it in pulumi commands"
-            )
+        print(
+            f"{PROG}: {time.monotonic() - steps.started:.1f} s in all, "
+            f"{project.pulumi_seconds:.1f} s of it in pulumi commands"
+        )
+
+
+def run_job(steps: Steps, world: LocalWorld, project: TimedProject, args: argparse.Namespace) -> int:
+    """The program's job in the world, step by step; 0 when the check passes."""
+    a = world.addresses
+    steps.say(
+        f"registry {a.registry}, Cloudflare DNS {a.cloudflare_dns}, old DNS {a.elsewhere_dns}, resolver "
+        f"{world.resolver.nameserver}, edge {' '.join(a.edge)}, click tracker {a.tracker}, V2 {a.v2}"
+    )
+    hosts = hosts_for(args.hosts, args.managed)
+    steps.run("stack configured", lambda: configure(project, world, hosts, args))
+    steps.run("pulumi up (preview, then up --yes)", project.up)
+    show_next_steps(steps, project)
+    before = steps.run("check command, before the registrar step", lambda: run_check(project, world, "--json"))
+    show_delegation(steps, before)
+    steps.run(f"registrar step: {ZONE} delegated to its Cloudflare name servers", lambda: world.registrar_step(ZONE))
+    steps.run("pulumi up again", project.up)
+    show_next_steps(steps, project)
+    check = steps.run("check command", lambda: run_check(project, world))
+    print(check.stdout, end="", flush=True)
+    if check.returncode != 0:
+        print(check.stderr, end="", file=sys.stderr)
+    if args.keep:
+        print_environment(project, world)
+        wait_for_interrupt()
+    steps.run("pulumi destroy", lambda: project.run("destroy", "--yes"))
+    return 0 if check.returncode == 0 else 1
 
 
 def configure(project: ProjectCopy, world: LocalWorld, hosts: list[dict[str, str]], args: argparse.Namespace) -> None:
