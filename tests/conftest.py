@@ -49,6 +49,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"a secret (SparkPost API key or Cloudflare token) appeared in: {', '.join(leaked)}"
 
 
+@pytest.fixture(scope="session")
+def toolchain() -> Path:
+    """The Pulumi CLI built by tools/pulumi-toolchain; the engine tests fail (never skip) without it."""
+    from world.pulumi_project import ToolchainMissingError, toolchain_directory
+
+    try:
+        return toolchain_directory()
+    except ToolchainMissingError as err:
+        pytest.fail(str(err), pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def cyclic_collector_back_on() -> Iterator[None]:
     """__main__.py turns the cyclic collector off for its short run; a test that runs it in this process

@@ -23,7 +23,7 @@ from conftest import API_KEY, CLOUDFLARE_TOKEN, assert_no_secret, cloudflare_cal
 
 from world.cloudflare_emulator import CloudflareEmulator
 from world.loopback_api import Fault
-from world.pulumi_project import ProjectCopy, ToolchainMissingError, kill_session, toolchain_directory, wait_for
+from world.pulumi_project import ProjectCopy, kill_session, wait_for
 from world.sparkpost_emulator import SparkPostEmulator
 
 pytestmark = pytest.mark.engine
@@ -32,14 +32,6 @@ ACCOUNT = "0123456789abcdef0123456789abcdef"
 TRACK = "track.example.com"
 CLICK = "click.example.com"
 TD = "pulumi-python:dynamic/sparkpost:TrackingDomain"
-
-
-@pytest.fixture(scope="session")
-def toolchain() -> Path:
-    try:
-        return toolchain_directory()
-    except ToolchainMissingError as err:
-        pytest.fail(str(err), pytrace=False)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import requests
 from conftest import API_KEY, CLOUDFLARE_TOKEN, cloudflare_call
 
 from world.local_world import LocalWorld
-from world.pulumi_project import ProjectCopy, ToolchainMissingError, toolchain_directory
+from world.pulumi_project import ProjectCopy
 
 pytestmark = pytest.mark.engine
 
@@ -32,14 +32,6 @@ ZONE = "example.com"
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TRACK, CLICK, MANAGED = "track.example.com", "click.example.com", "go.example.com"
 SENDING = ("example.com", "news.example.com")
-
-
-@pytest.fixture(scope="module")
-def toolchain() -> Path:
-    try:
-        return toolchain_directory()
-    except ToolchainMissingError as err:
-        pytest.fail(str(err), pytrace=False)
 
 
 @pytest.fixture
@@ -88,20 +80,7 @@ def configure(project: ProjectCopy, world: LocalWorld, ssl_rule: str) -> None:
 
 def check(project: ProjectCopy, world: LocalWorld) -> tuple[int, dict[str, dict[str, dict[str, Any]]]]:
     """The README's check command in the world: (exit code, {host: {probe: result}})."""
-    env = (
-        project.env
-        | world.check_environment()
-        | {"SPARKPOST_API_KEY": API_KEY, "CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN}
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "components", "check", "--stack", project.stack, "--json", *world.check_options()],
-        cwd=project.dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = world.run_check(project.dir, project.env, project.stack, "--json")
     assert done.returncode in (0, 1), done.stderr
     reports = json.loads(done.stdout)
     return done.returncode, {r["host"]: {p["probe"]: p for p in r["probes"]} for r in reports}

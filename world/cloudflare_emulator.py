@@ -430,22 +430,19 @@ class CloudflareEmulator(LoopbackApi[LoggedRequest]):
 
     def set_record_content(self, zone_id: str, name: str, content: str) -> None:
         """Out-of-band drift: change the content of the one record called `name` (as if in the dashboard)."""
-        with self._lock:
-            full = _full_name(name, self._zones[zone_id]["name"])
-            found = [r for r in self._records.get(zone_id, {}).values() if r["name"] == full]
-            if len(found) != 1:
-                raise ValueError(f"{len(found)} records are called {full}; set_record_content needs exactly one")
-            found[0].update(content=content, modified_on=_now())
-        self._changed()
+        self._edit_in_dashboard(zone_id, name, "set_record_content", content=content)
 
     def set_record_proxied(self, zone_id: str, name: str, proxied: bool) -> None:
         """Out-of-band drift: the one record called `name` turned DNS-only (or proxied) in the dashboard."""
+        self._edit_in_dashboard(zone_id, name, "set_record_proxied", proxied=proxied)
+
+    def _edit_in_dashboard(self, zone_id: str, name: str, steering: str, **changes: Any) -> None:
         with self._lock:
             full = _full_name(name, self._zones[zone_id]["name"])
             found = [r for r in self._records.get(zone_id, {}).values() if r["name"] == full]
             if len(found) != 1:
-                raise ValueError(f"{len(found)} records are called {full}; set_record_proxied needs exactly one")
-            found[0].update(proxied=proxied, modified_on=_now())
+                raise ValueError(f"{len(found)} records are called {full}; {steering} needs exactly one")
+            found[0].update(changes, modified_on=_now())
         self._changed()
 
     def snapshot(self) -> dict[str, Any]:

@@ -24,9 +24,12 @@ propagation (real Cloudflare takes seconds, a real registry minutes to days).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
 from world.ca import WorldCa
@@ -149,6 +152,7 @@ class LocalWorld:
         *,
         sending_domains: Sequence[str] = (),
     ) -> None:
+        self._keys = {"SPARKPOST_API_KEY": sparkpost_key, "CLOUDFLARE_API_TOKEN": cloudflare_token}
         self.addresses = WorldAddresses(free_loopback_block())
         self.domains = {
             name: Domain(name, [s for s in sending_domains if s == name or s.endswith(f".{name}")]) for name in domains
@@ -203,8 +207,26 @@ class LocalWorld:
         self.resolver.flush()  # as if every resolver's cache had expired since
 
     def check_environment(self) -> dict[str, str]:
-        """The check command's environment in this world (the keys come from whoever holds them)."""
-        return {"SPARKPOST_API_URL": self.sparkpost.url, "CLOUDFLARE_BASE_URL": self.cloudflare.url}
+        """The check command's environment in this world: the APIs' URLs and the keys they accept."""
+        return {"SPARKPOST_API_URL": self.sparkpost.url, "CLOUDFLARE_BASE_URL": self.cloudflare.url, **self._keys}
+
+    def check_command(self, stack: str, *extra: str) -> list[str]:
+        """The README's check command for `stack`, pointed at this world's resolver, CA and edge."""
+        return [sys.executable, "-m", "components", "check", "--stack", stack, *self.check_options(), *extra]
+
+    def run_check(
+        self, project_dir: Path, environment: dict[str, str], stack: str, *extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the check command in a project directory (it reads stacks/ and `pulumi stack output` there)."""
+        return subprocess.run(
+            self.check_command(stack, *extra),
+            cwd=project_dir,
+            env=environment | self.check_environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     def check_options(self) -> list[str]:
         """The check command's options that point it at this world instead of the internet."""
@@ -345,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api-key", default="local-sparkpost-key", help="the SparkPost key the emulator accepts")
     p.add_argument("--token", default="local-cloudflare-token", help="the Cloudflare token the emulator accepts")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where it was ignored (a background job)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         world = LocalWorld(
@@ -374,6 +397,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())

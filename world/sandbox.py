@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     except ToolchainMissingError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the world like Ctrl-C
+    # Ctrl-C and a kill stop the world, even when started where SIGINT is ignored (a background job of a
+    # script, as CI runs it: Python then installs no handler of its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     steps = Steps()
     workdir = Path(tempfile.mkdtemp(prefix="https-tracking-sandbox-"))
     sending = SENDING_DOMAINS if args.sending_domains else ()
@@ -214,11 +217,6 @@ def configure(project: ProjectCopy, world: LocalWorld, hosts: list[dict[str, str
     project.init(config, {"sparkpost:apiKey": SPARKPOST_KEY, "cloudflare:apiToken": CLOUDFLARE_TOKEN}, paths)
 
 
-def check_command(world: LocalWorld) -> list[str]:
-    """The README's check command, pointed at the world's resolver, CA and edge."""
-    return [sys.executable, "-m", "components", "check", "--stack", "sandbox", *world.check_options()]
-
-
 def show_next_steps(steps: Steps, project: ProjectCopy) -> None:
     """The stack's `nextSteps` output: one message per zone."""
     for zone, message in dict(project.outputs().get("nextSteps") or {}).items():
@@ -240,34 +238,18 @@ def show_delegation(steps: Steps, check: subprocess.CompletedProcess[str]) -> No
 
 
 def run_check(project: ProjectCopy, world: LocalWorld, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = (
-        project.env
-        | world.check_environment()
-        | {
-            "SPARKPOST_API_KEY": SPARKPOST_KEY,
-            "CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN,
-        }
-    )
-    return subprocess.run(
-        [*check_command(world), *extra],
-        cwd=project.dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return world.run_check(project.dir, project.env, project.stack, *extra)
 
 
 def print_environment(project: ProjectCopy, world: LocalWorld) -> None:
     shown = {k: project.env[k] for k in ("PATH", "PULUMI_HOME", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE")}
-    shown |= world.check_environment() | {"SPARKPOST_API_KEY": SPARKPOST_KEY, "CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN}
+    shown |= world.check_environment()
     print("The world keeps running (Ctrl-C stops it). In another shell:")
     print(f"  cd {shlex.quote(str(project.dir))}")
     for key, value in shown.items():
         print(f"  export {key}={shlex.quote(value)}")
     print("  pulumi preview --stack sandbox")
-    print(f"  {shlex.join(check_command(world))}")
+    print(f"  {shlex.join(world.check_command(project.stack))}")
 
 
 def wait_for_interrupt() -> None:
