@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import gc
 import secrets
+import socket
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -201,3 +202,19 @@ def inputs(api: SparkPostEmulator, **overrides: Any) -> dict[str, Any]:
 def methods(api: SparkPostEmulator) -> list[str]:
     """The requests the emulator saw, as 'METHOD path-suffix' for readable assertions."""
     return [f"{r.method} {r.path.removeprefix('/api/v1/tracking-domains')}" for r in api.log]
+
+
+def nothing_listens_in(block: str) -> bool:
+    """No UDP socket bound and no TCP socket listening on an address of the world's block (/proc/net;
+    connections in TIME_WAIT are the kernel's, not a server's)."""
+    prefix = [int(part) for part in block.strip(".").split(".")]
+    for table in ("udp", "tcp"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if table == "tcp" and fields[3] != "0A":  # 0A: LISTEN
+                continue
+            local = fields[1].split(":")[0]
+            octets = list(socket.inet_ntoa(bytes.fromhex(local)[::-1]).split("."))
+            if [int(o) for o in octets[:2]] == prefix:
+                return False
+    return True

@@ -29,7 +29,7 @@ from components.config import HOST_KEYS, STACK_KEYS, parse_settings
 from components.https_tracking import next_step
 from world import sandbox
 from world.click_tracker import TRACKER_NAMES, ClickTracker
-from world.cloudflare_emulator import NAME_SERVER_HOSTS
+from world.cloudflare_emulator import NAME_SERVER_HOSTS, CloudflareEmulator
 from world.dns import AuthoritativeServer, RecursiveResolver
 from world.edge import Edge
 from world.local_world import (
@@ -539,7 +539,8 @@ def world_zone_addresses() -> dict[str, set[str]]:
     world = LocalWorld.__new__(LocalWorld)  # no __init__: that starts NSD, Unbound and the rest
     world.addresses = WorldAddresses(BLOCK)
     world.domains = {"example.com": Domain("example.com", ["example.com"])}
-    zones = {**world._registry_zones(), **world._elsewhere_zones(), **world._cloudflare_zones()}
+    with CloudflareEmulator("docs-token") as world.cloudflare:  # holds no zone yet: only the name servers'
+        zones = {**world._registry_zones(), **world._elsewhere_zones(), **world._cloudflare_zones()}
     found: dict[str, set[str]] = {}
     for lines in zones.values():
         for name, _ttl, _class, kind, *data in (line.split() for line in lines):

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_world import nothing_listens_in
+from conftest import nothing_listens_in
 
 from world import sandbox
 

@@ -10,7 +10,6 @@ without the toolchain, NSD or Unbound they fail, saying what to install.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any
 import dns.resolver
 import pytest
 import requests
-from conftest import API_KEY, CLOUDFLARE_TOKEN, cloudflare_call
+from conftest import API_KEY, CLOUDFLARE_TOKEN, cloudflare_call, nothing_listens_in
 
 from world.local_world import LocalWorld
 from world.pulumi_project import ProjectCopy
@@ -41,22 +40,6 @@ def world() -> Iterator[LocalWorld]:
         assert w.cloudflare.internal_errors == []
         assert w.sparkpost.state.violations == []
     assert nothing_listens_in(w.addresses.block), "a server of the world was left listening"
-
-
-def nothing_listens_in(block: str) -> bool:
-    """No UDP socket bound and no TCP socket listening on an address of the world's block (/proc/net;
-    connections in TIME_WAIT are the kernel's, not a server's)."""
-    prefix = [int(part) for part in block.strip(".").split(".")]
-    for table in ("udp", "tcp"):
-        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if table == "tcp" and fields[3] != "0A":  # 0A: LISTEN
-                continue
-            local = fields[1].split(":")[0]
-            octets = list(socket.inet_ntoa(bytes.fromhex(local)[::-1]).split("."))
-            if [int(o) for o in octets[:2]] == prefix:
-                return False
-    return True
 
 
 def configure(project: ProjectCopy, world: LocalWorld, ssl_rule: str) -> None:

@@ -168,16 +168,17 @@ class LocalWorld:
     def _start(self, sparkpost_key: str, cloudflare_token: str, sending_domains: Sequence[str]) -> None:
         a = self.addresses
         self.ca = self._own(WorldCa())
-        self.registry = self._own(AuthoritativeServer("registry", a.registry, self._registry_zones()))
-        self.elsewhere = self._own(AuthoritativeServer("elsewhere", a.elsewhere_dns, self._elsewhere_zones()))
-        self.cloudflare_dns = self._own(AuthoritativeServer("cloudflare", a.cloudflare_dns, self._cloudflare_zones()))
-        self.resolver = self._own(RecursiveResolver({f"{ROOT_SERVER}.": a.registry}))
+        # The emulators first: Cloudflare's name servers serve what its API holds from the start.
         self.sparkpost = SparkPostEmulator(sparkpost_key).__enter__()
         self._closers.append(self.sparkpost)
         self.cloudflare = CloudflareEmulator(cloudflare_token).__enter__()
         self._closers.append(self.cloudflare)
         for domain in sending_domains:
             self.sparkpost.add_sending_domain(domain)
+        self.registry = self._own(AuthoritativeServer("registry", a.registry, self._registry_zones()))
+        self.elsewhere = self._own(AuthoritativeServer("elsewhere", a.elsewhere_dns, self._elsewhere_zones()))
+        self.cloudflare_dns = self._own(AuthoritativeServer("cloudflare", a.cloudflare_dns, self._cloudflare_zones()))
+        self.resolver = self._own(RecursiveResolver({f"{ROOT_SERVER}.": a.registry}))
         self.tracker = self._own(
             ClickTracker(
                 a.tracker,
@@ -321,8 +322,6 @@ class LocalWorld:
                 *(f"{ns}. 60 IN A {a.cloudflare_dns}" for ns in NAME_SERVER_HOSTS),
             ]
         }
-        if not hasattr(self, "cloudflare"):
-            return zones
         for zone in self.cloudflare.zones():
             zones[zone["name"]] = cloudflare_zone_lines(zone, self.cloudflare.records(zone["id"]), a.edge)
         return zones
