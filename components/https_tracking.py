@@ -65,8 +65,9 @@ class HttpsTracking(pulumi.ComponentResource):
     zone_id: pulumi.Output[str]
     name_servers: pulumi.Output[Sequence[str]]
     zone_status: pulumi.Output[str]
-    hosts: dict[str, pulumi.Output[dict[str, Any]]]
-    """Per tracking host: trackingUrl, verified, default, httpsMode, cnameTarget, tlsStatus, sendingDomains, ... ."""
+    hosts: dict[str, dict[str, pulumi.Input[Any]]]
+    """Per tracking host: trackingUrl, verified, default, httpsMode, cnameTarget, tlsStatus, sendingDomains, ...
+    (each an Input: `pulumi.Output.from_input(hosts)` resolves them all)."""
     next_step: pulumi.Output[str]
     edge_certificate: pulumi.Output[str]
     """`universal`, `existing`, or `advanced: <the pack's status>` (as created or last refreshed, e.g. `active`)."""
@@ -156,9 +157,10 @@ class HttpsTracking(pulumi.ComponentResource):
             if host.sending_domains:
                 self._associate(host, args, child)
 
-        # A plain dict of per-host Outputs, each built from scalars. An Output holding a dict is
-        # deep-walked (an Output per nested value) every time it enters Output.all: at 500 hosts that
-        # was a third of the program's evaluation time (bench/run.py, section a).
+        # Plain dicts holding each host's Outputs as they are: exporting them serializes each one where
+        # it stands, while an Output of a dict would cost per host an Output.all (an Output and a task
+        # for each field it joins) and an apply, and an Output holding a dict is deep-walked again every
+        # time it enters Output.all (bench/run.py, section a).
         self.hosts = {host.domain: self._host_outputs(host, args) for host in args.hosts}
         domains = [host.domain for host in args.hosts]
         messages = [self.tracking_domains[d].message for d in domains]
@@ -212,31 +214,28 @@ class HttpsTracking(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[td])),
             )
 
-    def _host_outputs(self, host: TrackingHostArgs, args: HttpsTrackingArgs) -> pulumi.Output[dict[str, Any]]:
+    def _host_outputs(self, host: TrackingHostArgs, args: HttpsTrackingArgs) -> dict[str, pulumi.Input[Any]]:
         td = self.tracking_domains[host.domain]
-        fields = ("trackingUrl", "verified", "default", "tlsStatus", "certificateExpiresAt", "message")
         sending = list(host.sending_domains)
-        associated = [self.sending_domain_trackings[s].associated for s in sending]
-        # The CNAME target is a plain string: it joins the dict in the apply, not Output.all (every input of
-        # Output.all becomes an Output of its own, several objects apiece per host; bench/run.py, section a).
-        cname_target = args.cname_target_of(host)
-        return pulumi.Output.all(
-            td.tracking_url,
-            td.verified,
-            td.default,
-            td.tls_status,
-            td.certificate_expires_at,
-            td.message,
-            *associated,
-        ).apply(
-            lambda values: {
-                "httpsMode": host.https_mode,
-                **dict(zip(fields, values[: len(fields)], strict=True)),
-                "cnameTarget": cname_target,
-                # The sending domains whose mail uses this host now (an association waits for verification).
-                "sendingDomains": [s for s, on in zip(sending, values[len(fields) :], strict=True) if on],
-            }
+        # The sending domains whose mail uses this host now (an association waits for verification).
+        in_use: pulumi.Input[list[str]] = (
+            pulumi.Output.all(*[self.sending_domain_trackings[s].associated for s in sending]).apply(
+                lambda associated: [s for s, on in zip(sending, associated, strict=True) if on]
+            )
+            if sending
+            else []
         )
+        return {
+            "trackingUrl": td.tracking_url,
+            "verified": td.verified,
+            "default": td.default,
+            "httpsMode": host.https_mode,
+            "cnameTarget": args.cname_target_of(host),
+            "tlsStatus": td.tls_status,
+            "certificateExpiresAt": td.certificate_expires_at,
+            "message": td.message,
+            "sendingDomains": in_use,
+        }
 
     def _ssl_rules(
         self, name: str, args: HttpsTrackingArgs, child: pulumi.ResourceOptions
