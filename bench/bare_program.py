@@ -3,10 +3,12 @@ with literal inputs: no config parsing, no validation, no component. Run by prog
 runpy under mocks, and as the __main__.py of a project copy by the real engine (bench section f).
 N comes from BARE_HOSTS; the SparkPost API URL from BARE_API_URL (the real one by default)."""
 
+import atexit
 import gc
 import os
 
-gc.disable()  # as __main__.py does: the floor registers under the same collector setting as the program
+gc.disable()  # as __main__.py does: the floor registers (and exits) under the same collector setting
+atexit.register(gc.freeze)
 
 import pulumi  # noqa: E402
 import pulumi_cloudflare as cloudflare  # noqa: E402

@@ -6,6 +6,7 @@ the API key and the Cloudflare token; a test whose report contains either fails,
 
 from __future__ import annotations
 
+import atexit
 import functools
 import gc
 import secrets
@@ -63,10 +64,11 @@ def toolchain() -> Path:
 
 @pytest.fixture(autouse=True)
 def cyclic_collector_back_on() -> Iterator[None]:
-    """__main__.py turns the cyclic collector off for its short run; a test that runs it in this process
-    must not leave the rest of the session without one."""
+    """__main__.py turns the cyclic collector off for its short run (and freezes what is left at exit); a
+    test that runs it in this process must not leave the rest of the session without one."""
     yield
     gc.enable()
+    atexit.unregister(gc.freeze)
 
 
 @pytest.fixture
