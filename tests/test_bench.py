@@ -165,6 +165,27 @@ def test_the_table_names_the_machine_and_each_rows_repeats(capsys: pytest.Captur
     ]
 
 
+def test_the_checks_world_runs_on_a_core_of_its_own() -> None:
+    # Section e: a remote edge and resolver use none of the checker's CPU, so the world's servers (every
+    # thread of them) go to the other cores and the checker, with the threads it starts, to the first.
+    bench = load_bench()
+    cores = sorted(os.sched_getaffinity(0))
+    assert len(cores) >= 2, "section e's split needs 2 cores, as this machine kind has"
+    threaded = "import threading, time; threading.Thread(target=time.sleep, args=(30,)).start(); print(1, flush=True)"
+    world = subprocess.Popen([sys.executable, "-c", threaded], stdout=subprocess.PIPE, text=True)
+    try:
+        assert world.stdout is not None and world.stdout.readline().strip() == "1"
+        said = bench._world_on_cores_of_its_own([world.pid])
+        threads = [int(t.name) for t in Path(f"/proc/{world.pid}/task").iterdir()]
+        assert len(threads) == 2 and all(os.sched_getaffinity(t) == set(cores[1:]) for t in threads)
+        assert os.sched_getaffinity(0) == {cores[0]}
+        assert said == f"checker on core {cores[0]}, the world on {', '.join(map(str, cores[1:]))}"
+    finally:
+        os.sched_setaffinity(0, cores)
+        world.kill()
+        world.wait()
+
+
 def test_timed_children_write_bytecode_as_a_users_second_run_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # Without it, a checkout whose sandbox sets PYTHONDONTWRITEBYTECODE times compiling the project's
     # modules on every run, against libraries that come compiled: the start-up ratio read 1.5 x, not 1.2 x.
