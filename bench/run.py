@@ -337,8 +337,8 @@ CORES = frozenset(os.sched_getaffinity(0))  # the cores this benchmark may use
 def _world_on_cores_of_its_own(world: list[int]) -> str:
     """Put the world's servers (`world`: the edge responder, NSD) on one core and the checker, this
     thread and the threads it starts, on another: a real edge and resolver are remote and use none of
-    the checker's CPU, while on 2 shared cores they took a third of it at the busiest moment (0.06-0.08 s
-    of 0.3 s), and the checker's threads passing the GIL between two cores cost it more besides. The
+    the checker's CPU, while on 2 shared cores they took 0.06-0.08 s of CPU during a 0.3 s run, and the
+    checker's threads passing the GIL between two cores cost it more besides. The
     checker gets one core, as few as any machine gives it. Says what it did, for the table."""
     if len(CORES) < 2:
         return "one core: the world shares it"
@@ -393,7 +393,10 @@ def real_engine(sizes: list[int], repeats: int, create_hosts: int = 100, latency
 
     from world.pulumi_project import toolchain_directory
 
+    if create_hosts not in sizes:
+        raise ValueError(f"the creating row's floor is the no-op up of {create_hosts} hosts: measure that size too")
     toolchain = toolchain_directory()
+    no_op_ups: dict[int, list[float]] = {}  # the program's, per size: the creating row's floor below
     for n in sizes:
         timings: dict[str, dict[str, list[float]]] = {}
         for mode in ("bare", "program"):
@@ -407,6 +410,7 @@ def real_engine(sizes: list[int], repeats: int, create_hosts: int = 100, latency
                     ],
                 }
                 assert stack.sparkpost.log == []  # a converged stack: no SparkPost call at all
+        no_op_ups[n] = timings["program"]["no-op up"]
         for command in ("preview", "no-op up"):
             programs, bares = timings["program"][command], timings["bare"][command]
             program, bare = min(programs), min(bares)
@@ -418,13 +422,11 @@ def real_engine(sizes: list[int], repeats: int, create_hosts: int = 100, latency
                 spread=spread_of(programs) + f"; bare {min(bares):.2f}-{max(bares):.2f} s",
                 target=(program / bare, 1.2),
             )
-    with engine_stack(toolchain, "program", create_hosts) as stack:
-        stack.converge()
-        overheads = [stack.timed("up", "--yes", "--skip-preview", "--expect-no-changes") for _ in range(repeats)]
-        overhead = min(overheads)
+    overheads = no_op_ups[create_hosts]  # measured above on the same stack, converged
+    overhead = min(overheads)
     # Creating: the program against the bare program creating the same hosts, interleaved, each on a new
     # stack. Beside it, the bare create against no-op up + the API calls on the critical path: what the
-    # engine itself spends per step created (2026-12-02: bare read 1.42-1.45 x that, the program 1.49).
+    # engine itself spends per step created (docs/benchmark.md, section f).
     creates: dict[str, list[float]] = {"bare": [], "program": []}
     for _ in range(repeats):
         for mode in ("bare", "program"):
